@@ -1,0 +1,66 @@
+"""The `sense-hub` command line.
+
+Each subcommand lives in the module that owns its stage; this file only dispatches. A module that owns a
+command defines two functions:
+
+    def add_cli_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run_cli(args: argparse.Namespace) -> int: ...
+
+Only the chosen command's module is imported, so `sense-hub eval --help` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("sense_hub.evaluation", "Execution accuracy of predicted SQL against gold SQL."),
+    "predict": ("sense_hub.sampling", "Predict SQL for a benchmark (greedy or N samples with execution voting)."),
+    "sample": ("sense_hub.sampling", "Sample N weak candidates per question and label them by execution."),
+    "pairs": ("sense_hub.pairs", "Build preference pairs from labelled weak samples."),
+    "synthesize": ("sense_hub.synthesis", "Synthesize strong data (strong LLM domains or SQL templates)."),
+    "spft": ("sense_hub.spft", "Run SPFT-SQL self-play fine-tuning rounds."),
+    "quickstart": ("sense_hub.quickstart", "Run every stage offline on the bundled databases and embedded model."),
+}
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sense-hub",
+        description="Text-to-SQL training data and models on the Hugging Face Hub (SENSE, SPFT-SQL).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()),
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND", help="see the list below")
+    parser.add_argument("--version", action="version", version=_version())
+    return parser
+
+
+def _version() -> str:
+    from sense_hub import __version__
+
+    return f"sense-hub {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        _top_level_parser().parse_args(argv or ["--help"])
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"sense-hub {name}", description=help_)
+    parser.add_argument("--log-level", default="WARNING", help="Python logging level (default: WARNING).")
+    module.add_cli_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return int(module.run_cli(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
