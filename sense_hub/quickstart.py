@@ -1,0 +1,626 @@
+"""`sense-hub quickstart`: the whole SENSE pipeline, offline, on the bundled databases and the embedded model.
+
+Stages, in order (each leaves files behind and is skipped when it already finished, so a killed run resumes):
+
+1. `databases`  build the bundled sample databases into `DIR/databases/<db_id>/<db_id>.sqlite`
+2. `strong`     template synthesis (+ strong-LLM synthesis when an endpoint is configured), execution-verified
+3. `weak`       the weak (embedded) model samples N SQL candidates per question, labelled by execution
+4. `pairs`      preference pairs from the labelled candidates
+5. `datasets`   Hub dataset repo layouts in `DIR/datasets/{strong,weak,pairs}` with cards
+6. `eval_base`  execution accuracy of the untrained model on the held-out database's questions
+7. `sft`        SFT on the strong data (TRL)                      -> `DIR/models/sense-sft`
+8. `eval_sft`   execution accuracy after SFT
+9. `cdpo`       conservative DPO on the pairs, from the SFT model -> `DIR/models/sense-cdpo`
+10. `eval_cdpo` execution accuracy after cDPO
+11. `report`    `DIR/report.json` and the model cards' `model-index` results
+12. `push`      with `--push-to-hub ORG`: every dataset and model to the Hub
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+STAGES = (
+    "databases",
+    "strong",
+    "weak",
+    "pairs",
+    "datasets",
+    "eval_base",
+    "sft",
+    "eval_sft",
+    "cdpo",
+    "eval_cdpo",
+    "report",
+    "push",
+)
+
+
+@dataclass
+class QuickstartConfig:
+    """Settings of the quickstart; a YAML file given with `--config` sets any of these fields."""
+
+    output_dir: str = field(default="out/quickstart", metadata={"help": "Where every artifact is written."})
+    model: str = field(
+        default="embedded",
+        metadata={"help": "Weak model and base model of training: 'embedded' (SmolLM2-135M-Instruct) or a folder."},
+    )
+    db_root: str | None = field(
+        default=None,
+        metadata={"help": "A Spider-layout database folder to use instead of the bundled sample databases."},
+    )
+    db_ids: list[str] | None = field(default=None, metadata={"help": "Databases to use (default: all)."})
+    eval_db_ids: list[str] = field(
+        default_factory=lambda: ["city_transit"],
+        metadata={"help": "Held-out databases: never trained on, used for execution accuracy."},
+    )
+    templates_per_database: int = field(default=60, metadata={"help": "Template SQL candidates per database."})
+    synthesis_rounds: int = field(default=1, metadata={"help": "Verification rounds of template synthesis."})
+    verify: bool = field(default=True, metadata={"help": "Verify template questions with the text-to-SQL model."})
+    strong_model: str | None = field(
+        default=None, metadata={"help": "A strong LLM for new domains (skipped when unset)."}
+    )
+    strong_backend: str = field(default="openai", metadata={"help": "Backend of the strong model."})
+    strong_base_url: str | None = field(default=None, metadata={"help": "Endpoint of the strong model."})
+    strong_api_key: str | None = field(default=None, metadata={"help": "API key of the strong model endpoint."})
+    strong_examples: int = field(default=20, metadata={"help": "How many strong-LLM examples to synthesize."})
+    weak_questions: int = field(default=48, metadata={"help": "Questions the weak model samples candidates for."})
+    weak_samples: int = field(default=4, metadata={"help": "Candidates per question (SENSE's N)."})
+    weak_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the weak model."})
+    pairs_preset: str = field(default="keep-gold-limit1", metadata={"help": "Pair construction preset."})
+    eval_questions: int = field(default=24, metadata={"help": "Held-out questions scored before/after training."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per SQL."})
+    sft_steps: int = field(default=24, metadata={"help": "SFT optimizer steps."})
+    sft_learning_rate: float = field(default=1e-4, metadata={"help": "SFT learning rate."})
+    cdpo_steps: int = field(default=8, metadata={"help": "cDPO optimizer steps."})
+    cdpo_learning_rate: float = field(default=5e-6, metadata={"help": "cDPO learning rate."})
+    cdpo_epsilon: float = field(default=0.1, metadata={"help": "cDPO label-noise epsilon (SENSE: 0.1)."})
+    cdpo_beta: float = field(default=0.1, metadata={"help": "DPO beta."})
+    batch_size: int = field(default=8, metadata={"help": "Training batch size."})
+    max_length: int = field(default=768, metadata={"help": "Training sequence length cap (tokens)."})
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub organisation to publish everything to."})
+    private: bool = field(default=False, metadata={"help": "Create private Hub repos."})
+    seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
+
+    def __post_init__(self) -> None:
+        if self.weak_samples < 1:
+            raise ValueError(f"`weak_samples` must be at least 1, got {self.weak_samples}")
+        if not 0 <= self.cdpo_epsilon < 0.5:
+            raise ValueError(f"`cdpo_epsilon` must lie in [0, 0.5), got {self.cdpo_epsilon}")
+        if not self.eval_db_ids:
+            raise ValueError("`eval_db_ids` must name at least one held-out database")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> QuickstartConfig:
+    """Read a YAML config (if any) and apply command-line overrides; unknown keys are named in the error."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of QuickstartConfig fields, got {type(loaded).__name__}")
+        known = {f.name for f in dataclasses.fields(QuickstartConfig)}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return QuickstartConfig(**values)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paths and state
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Layout:
+    root: Path
+
+    @property
+    def databases(self) -> Path:
+        return self.root / "databases"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    def dataset(self, name: str) -> Path:
+        return self.root / "datasets" / name
+
+    def model(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    @property
+    def state_file(self) -> Path:
+        return self.work / "state.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+
+class State:
+    """Which stages finished (with their summaries), persisted after every stage."""
+
+    def __init__(self, path: Path, config: dict[str, Any]):
+        self.path = path
+        self.config = config
+        self.done: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("config") != config:
+                changed = sorted(k for k in config if saved.get("config", {}).get(k) != config[k])
+                raise ValueError(
+                    f"{path.parent.parent} was made with different settings ({', '.join(changed)}); "
+                    "use a new --output-dir, or pass --restart to start over"
+                )
+            self.done = saved.get("done", {})
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"config": self.config, "done": self.done}, indent=2, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The stages
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Pipeline:
+    """Runs the stages in order for one output directory, skipping the ones that already finished."""
+
+    def __init__(self, config: QuickstartConfig, *, restart: bool = False):
+        self.config = config
+        self.layout = Layout(Path(config.output_dir))
+        if restart and self.layout.state_file.exists():
+            self.layout.state_file.unlink()
+        self.state = State(self.layout.state_file, config.to_dict())
+        self._generators: dict[str, Any] = {}
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def generator(self, model: str):
+        """One loaded generator per model, kept warm across stages."""
+        if model not in self._generators:
+            from sense_hub.generation import load_generator
+
+            self._generators[model] = load_generator(model, batch_size=self.config.batch_size)
+        return self._generators[model]
+
+    def release(self, model: str) -> None:
+        self._generators.pop(model, None)
+
+    def db_paths(self) -> dict[str, Path]:
+        from sense_hub.databases import list_databases
+
+        dbs = list_databases(self.layout.databases)
+        if self.config.db_ids:
+            missing = sorted(set(self.config.db_ids) - set(dbs))
+            if missing:
+                raise ValueError(f"db_ids {missing} not found under {self.layout.databases}")
+            dbs = {k: v for k, v in dbs.items() if k in self.config.db_ids}
+        return dbs
+
+    def is_eval_db(self, db_id: str) -> bool:
+        return db_id in self.config.eval_db_ids
+
+    # -- stages ----------------------------------------------------------------------------------------------
+
+    def stage_databases(self) -> dict[str, Any]:
+        import shutil
+
+        from sense_hub.databases import list_databases
+        from sense_hub.sample_data import build_sample_databases, seed_examples
+
+        if self.config.db_root:
+            for db_id, path in list_databases(self.config.db_root).items():
+                if self.config.db_ids and db_id not in self.config.db_ids:
+                    continue
+                target = self.layout.databases / db_id / f"{db_id}.sqlite"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+            seeds: list[dict] = []
+        else:
+            build_sample_databases(self.layout.databases)
+            seeds = seed_examples()
+        _write_jsonl(self.layout.work / "seeds.jsonl", seeds)
+        dbs = self.db_paths()
+        unknown = sorted(set(self.config.eval_db_ids) - set(dbs))
+        if unknown:
+            raise ValueError(f"eval_db_ids {unknown} are not among the databases {sorted(dbs)}")
+        return {"databases": sorted(dbs), "seed_questions": len(seeds)}
+
+    def stage_strong(self) -> dict[str, Any]:
+        from sense_hub.synthesis import synthesize_strong, synthesize_templates
+
+        dbs = self.db_paths()
+        generator = self.generator(self.config.model)
+        records = synthesize_templates(
+            sorted(dbs.values()),
+            generator=generator,
+            output=self.layout.work / "strong-templates.jsonl",
+            per_database=self.config.templates_per_database,
+            verifier=generator if self.config.verify else None,
+            rounds=self.config.synthesis_rounds,
+            seed=self.config.seed,
+        )
+        summary: dict[str, Any] = {"templates": len(records)}
+        if self.config.strong_model:
+            from sense_hub.generation import load_generator
+
+            strong = load_generator(
+                self.config.strong_model,
+                backend=self.config.strong_backend,
+                base_url=self.config.strong_base_url,
+                api_key=self.config.strong_api_key,
+            )
+            llm_records = synthesize_strong(
+                strong,
+                seeds=_read_jsonl(self.layout.work / "seeds.jsonl"),
+                output=self.layout.work / "strong-llm.jsonl",
+                db_out_root=self.layout.databases,
+                n=self.config.strong_examples,
+                seed=self.config.seed,
+            )
+            records = records + llm_records
+            summary["strong_llm"] = len(llm_records)
+        _write_jsonl(self.layout.work / "strong.jsonl", records)
+        summary["total"] = len(records)
+        return summary
+
+    def _examples(self, records: list[dict], prefix: str):
+        from sense_hub.benchmarks import Example
+
+        return [
+            Example(
+                question_id=r.get("question_id") or r.get("id") or f"{prefix}-{i}",
+                db_id=r["db_id"],
+                question=r["question"],
+                sql=r["sql"],
+                evidence=r.get("evidence", ""),
+            )
+            for i, r in enumerate(records)
+        ]
+
+    def train_examples(self):
+        import random
+
+        strong = [r for r in _read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
+        seeds = [r for r in _read_jsonl(self.layout.work / "seeds.jsonl") if not self.is_eval_db(r["db_id"])]
+        rng = random.Random(self.config.seed)
+        rng.shuffle(strong)
+        chosen = (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.weak_questions]
+        return chosen
+
+    def eval_examples(self):
+        seeds = [r for r in _read_jsonl(self.layout.work / "seeds.jsonl") if self.is_eval_db(r["db_id"])]
+        strong = [r for r in _read_jsonl(self.layout.work / "strong.jsonl") if self.is_eval_db(r["db_id"])]
+        return (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.eval_questions]
+
+    def stage_weak(self) -> dict[str, Any]:
+        from sense_hub.sampling import sample_candidates
+
+        records = sample_candidates(
+            self.train_examples(),
+            self.generator(self.config.model),
+            db_root=self.layout.databases,
+            n=self.config.weak_samples,
+            output=self.layout.work / "weak.jsonl",
+            temperature=self.config.weak_temperature,
+            metric="strict",
+        )
+        correct = sum(r["correct"] for r in records)
+        executed = sum(r["status"] == "ok" for r in records)
+        return {"candidates": len(records), "correct": correct, "executed": executed}
+
+    def stage_pairs(self) -> dict[str, Any]:
+        from sense_hub.pairs import PRESETS, build_pairs
+
+        if self.config.pairs_preset not in PRESETS:
+            raise ValueError(f"unknown pairs_preset {self.config.pairs_preset!r}; choose from {sorted(PRESETS)}")
+        weak = _read_jsonl(self.layout.work / "weak.jsonl")
+        pairs, stats = build_pairs(weak, config=PRESETS[self.config.pairs_preset], db_root=self.layout.databases)
+        if not pairs:
+            raise RuntimeError(f"no preference pairs could be built from {len(weak)} weak samples: {stats}")
+        _write_jsonl(self.layout.work / "pairs.jsonl", pairs)
+        return {"pairs": len(pairs), **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}}
+
+    def stage_datasets(self) -> dict[str, Any]:
+        from sense_hub.hub import write_dataset_repo
+
+        command = "sense-hub quickstart --output-dir " + str(self.layout.root)
+        out = {}
+        for kind, file, config_name in (
+            ("strong", "strong.jsonl", "default"),
+            ("weak", "weak.jsonl", "default"),
+            ("pairs", "pairs.jsonl", self.config.pairs_preset),
+        ):
+            records = _read_jsonl(self.layout.work / file)
+            write_dataset_repo(
+                records,
+                kind=kind,
+                out_dir=self.layout.dataset(kind),
+                config_name=config_name,
+                seed=self.config.seed,
+                card={
+                    "command": command,
+                    "models": [self.config.model] + ([self.config.strong_model] if self.config.strong_model else []),
+                    "parameters": self.config.to_dict(),
+                },
+            )
+            out[kind] = len(records)
+        return out
+
+    def _evaluate(self, model: str) -> dict[str, Any]:
+        from sense_hub.evaluation import execution_accuracy, judge
+        from sense_hub.generation import GenerationConfig
+        from sense_hub.prompts import extract_sql, prompt_for_database
+
+        examples = self.eval_examples()
+        generator = self.generator(model)
+        db_paths = self.db_paths()
+        prompts = [prompt_for_database(e.question, db_paths[e.db_id], evidence=e.evidence) for e in examples]
+        outputs = generator.generate(prompts, GenerationConfig(n=1, max_new_tokens=self.config.max_new_tokens))
+        preds = [extract_sql(texts[0]) for texts in outputs]
+        verdicts = judge(
+            [(db_paths[e.db_id], e.sql, p) for e, p in zip(examples, preds, strict=True)], metric="spider"
+        )
+        return {
+            "model": model,
+            "questions": len(examples),
+            "correct": sum(v.correct for v in verdicts),
+            "execution_accuracy": execution_accuracy(verdicts),
+            "executable": sum(v.error is None for v in verdicts) / max(1, len(verdicts)),
+        }
+
+    def stage_eval_base(self) -> dict[str, Any]:
+        return self._evaluate(self.config.model)
+
+    def stage_sft(self) -> dict[str, Any]:
+        from sense_hub.training import quick_sft
+
+        out = self.layout.model("sense-sft")
+        quick_sft(
+            model=self.config.model,
+            dataset_dir=self.layout.dataset("strong"),
+            db_root=self.layout.databases,
+            output_dir=out,
+            max_steps=self.config.sft_steps,
+            learning_rate=self.config.sft_learning_rate,
+            batch_size=self.config.batch_size,
+            max_length=self.config.max_length,
+            seed=self.config.seed,
+            exclude_db_ids=self.config.eval_db_ids,
+        )
+        return {"model_dir": str(out)}
+
+    def stage_eval_sft(self) -> dict[str, Any]:
+        self.release(self.config.model)
+        return self._evaluate(str(self.layout.model("sense-sft")))
+
+    def stage_cdpo(self) -> dict[str, Any]:
+        from sense_hub.training import quick_cdpo
+
+        self.release(str(self.layout.model("sense-sft")))
+        out = self.layout.model("sense-cdpo")
+        quick_cdpo(
+            model=str(self.layout.model("sense-sft")),
+            dataset_dir=self.layout.dataset("pairs"),
+            config_name=self.config.pairs_preset,
+            output_dir=out,
+            max_steps=self.config.cdpo_steps,
+            learning_rate=self.config.cdpo_learning_rate,
+            cdpo_epsilon=self.config.cdpo_epsilon,
+            beta=self.config.cdpo_beta,
+            batch_size=self.config.batch_size,
+            max_length=self.config.max_length,
+            seed=self.config.seed,
+        )
+        return {"model_dir": str(out)}
+
+    def stage_eval_cdpo(self) -> dict[str, Any]:
+        return self._evaluate(str(self.layout.model("sense-cdpo")))
+
+    def stage_report(self) -> dict[str, Any]:
+        from sense_hub.cards import model_card
+
+        done = self.state.done
+        report = {
+            "eval_set": {
+                "databases": self.config.eval_db_ids,
+                "questions": done["eval_base"]["questions"],
+                "metric": "execution accuracy (spider semantics)",
+            },
+            "execution_accuracy": {
+                "base": done["eval_base"]["execution_accuracy"],
+                "sft": done["eval_sft"]["execution_accuracy"],
+                "cdpo": done["eval_cdpo"]["execution_accuracy"],
+            },
+            "executable": {
+                "base": done["eval_base"]["executable"],
+                "sft": done["eval_sft"]["executable"],
+                "cdpo": done["eval_cdpo"]["executable"],
+            },
+            "data": {
+                "strong": done["datasets"]["strong"],
+                "weak": done["datasets"]["weak"],
+                "pairs": done["datasets"]["pairs"],
+            },
+            "config": self.config.to_dict(),
+        }
+        self.layout.report.write_text(json.dumps(report, indent=2) + "\n")
+        org = self.config.push_to_hub or "sense"
+        eval_name = f"held-out sample databases ({', '.join(self.config.eval_db_ids)})"
+        for name, stage, base, datasets, recipe, steps, lr in (
+            (
+                "sense-sft",
+                "eval_sft",
+                self.config.model,
+                [f"{org}/strong"],
+                "SFT",
+                self.config.sft_steps,
+                self.config.sft_learning_rate,
+            ),
+            (
+                "sense-cdpo",
+                "eval_cdpo",
+                str(self.layout.model("sense-sft")),
+                [f"{org}/pairs"],
+                "cDPO",
+                self.config.cdpo_steps,
+                self.config.cdpo_learning_rate,
+            ),
+        ):
+            hyper = {
+                "max_steps": steps,
+                "learning_rate": lr,
+                "batch_size": self.config.batch_size,
+                "max_length": self.config.max_length,
+                "seed": self.config.seed,
+            }
+            if recipe == "cDPO":
+                hyper.update(cdpo_epsilon=self.config.cdpo_epsilon, beta=self.config.cdpo_beta)
+            text = model_card(
+                model_name=f"{org}/{name}",
+                base_model=base,
+                datasets=datasets,
+                recipe=recipe,
+                command=f"sense-hub quickstart --output-dir {self.layout.root}",
+                hyperparameters=hyper,
+                results=[
+                    {
+                        "dataset": eval_name,
+                        "dataset_id": f"{org}/strong",
+                        "metric": "execution_accuracy",
+                        "value": done[stage]["execution_accuracy"],
+                    }
+                ],
+            )
+            (self.layout.model(name) / "README.md").write_text(text)
+        return report["execution_accuracy"]
+
+    def stage_push(self) -> dict[str, Any]:
+        if not self.config.push_to_hub:
+            return {"pushed": False}
+        from sense_hub.hub import push_dataset_repo, push_model_folder
+
+        org = self.config.push_to_hub
+        urls = {}
+        for kind in ("strong", "weak", "pairs"):
+            urls[kind] = push_dataset_repo(
+                self.layout.dataset(kind), repo_id=f"{org}/{kind}", private=self.config.private
+            )
+        for name in ("sense-sft", "sense-cdpo"):
+            urls[name] = push_model_folder(
+                self.layout.model(name), repo_id=f"{org}/{name}", private=self.config.private
+            )
+        return {"pushed": True, **urls}
+
+    # -- driver ----------------------------------------------------------------------------------------------
+
+    def run(self, *, console=None) -> dict[str, Any]:
+        from rich.console import Console
+
+        console = console or Console(stderr=True)
+        for index, name in enumerate(STAGES, 1):
+            if name in self.state.done:
+                console.print(f"[dim][{index}/{len(STAGES)}] {name}: done earlier, skipped[/dim]")
+                continue
+            console.print(f"[bold][{index}/{len(STAGES)}] {name}[/bold]")
+            start = time.perf_counter()
+            stage: Callable[[], dict[str, Any]] = getattr(self, f"stage_{name}")
+            summary = stage()
+            summary["seconds"] = round(time.perf_counter() - start, 1)
+            self.state.done[name] = summary
+            self.state.save()
+        console.print(summary_table(self.state.done))
+        return self.state.done
+
+
+def summary_table(done: dict[str, dict[str, Any]]):
+    """A rich table of what each stage produced."""
+    from rich.table import Table
+
+    table = Table(title="sense-hub quickstart")
+    table.add_column("stage")
+    table.add_column("result")
+    table.add_column("seconds", justify="right")
+    for name in STAGES:
+        if name not in done:
+            continue
+        summary = dict(done[name])
+        seconds = summary.pop("seconds", "")
+        text = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.items() if not isinstance(v, (dict, list)))
+        table.add_row(name, text, str(seconds))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", default=None, help="Where every artifact is written (default out/quickstart).")
+    parser.add_argument("--config", default=None, help="A YAML file of QuickstartConfig fields to scale the job up.")
+    parser.add_argument("--push-to-hub", default=None, metavar="ORG", help="Publish every dataset and model to ORG.")
+    parser.add_argument("--model", default=None, help="Weak/base model: 'embedded' (default) or a folder.")
+    parser.add_argument("--restart", action="store_true", help="Forget finished stages and start over.")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(
+            args.config, {"output_dir": args.output_dir, "push_to_hub": args.push_to_hub, "model": args.model}
+        )
+        done = Pipeline(config, restart=args.restart).run()
+    except (ValueError, FileNotFoundError) as err:
+        logger.error("%s", err)
+        import sys
+
+        sys.stderr.write(f"sense-hub quickstart: error: {err}\n")
+        return 2
+    accuracy = done.get("report", {})
+    sys_out = json.dumps({"output_dir": config.output_dir, "execution_accuracy": accuracy})
+    import sys
+
+    sys.stdout.write(sys_out + "\n")
+    return 0
