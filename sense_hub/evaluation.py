@@ -1,0 +1,386 @@
+"""Execution accuracy: judge predicted SQL against gold SQL, and the `sense-hub eval` command.
+
+    sense-hub eval --predictions PRED [--gold GOLD] --db-root DIR [--metric spider|bird|strict]
+                   [--keep-distinct] [--timeout SECONDS] [--workers N] [--output OUT.jsonl]
+
+PRED is JSONL (`db_id`, `gold`, `pred` per line; other fields are carried through to OUT.jsonl) or a text file
+of one predicted SQL per line (Spider style; only the part before a tab is used) with `--gold` holding
+`SQL<TAB>db_id` per line. Each database is `<db-root>/<db_id>/<db_id>.sqlite`, and every other `*.sqlite` file
+in that folder is checked too (test-suite style: a prediction is correct only if it matches on all of them).
+The last line on stdout is a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sense_hub.databases import sibling_databases
+from sense_hub.execution import ExecutionResult, Executor
+from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
+
+__all__ = [
+    "InputError",
+    "Verdict",
+    "add_cli_arguments",
+    "evaluate_records",
+    "execution_accuracy",
+    "judge",
+    "read_predictions",
+    "run_cli",
+    "summarize",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """A predictions or gold file cannot be used as a whole (missing, unreadable, lines that do not pair up)."""
+
+
+@dataclass
+class Verdict:
+    """Whether one prediction is correct.
+
+    `error` is None when both queries executed (whether the prediction is right or wrong); otherwise the
+    prediction's execution error kind (`timeout`, `syntax`, `runtime`, `refused`, `missing_db`, `empty`,
+    `too_large`, `crash`), or `gold_error` when the gold query fails.
+    """
+
+    correct: bool
+    error: str | None
+    pred: ExecutionResult | None = None
+    message: str = ""
+
+
+def _order_matters(gold_sql: str, metric: str) -> bool:
+    return spider_order_matters(gold_sql) if metric == "spider" else has_order_by(gold_sql)
+
+
+def judge(
+    items: Sequence[tuple[str | Path, str, str]],
+    *,
+    metric: str = "strict",
+    keep_distinct: bool = False,
+    timeout: float = 30.0,
+    workers: int | None = None,
+    progress: bool = False,
+) -> list[Verdict]:
+    """Judge `(db_path, gold_sql, pred_sql)` items by execution.
+
+    Each gold query runs once per database however many predictions share it, and identical predictions run
+    once. A prediction is correct when its result matches the gold result under `metric` on `db_path` and on
+    every other `*.sqlite` file in the same folder.
+
+    Args:
+        items: `(db_path, gold_sql, pred_sql)`; `db_path` is the `.sqlite` file.
+        metric: "spider", "bird" or "strict" (see `sense_hub.matching`).
+        keep_distinct: keep DISTINCT in `spider` mode (the other metrics always keep it).
+        timeout: seconds per query.
+        workers: worker processes (`0`: in this process; `None`: automatic).
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        One `Verdict` per item, in order.
+
+    Raises:
+        ValueError: an unknown metric.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    prepared = []
+    for db_path, gold, pred in items:
+        g = prepare_sql(gold or "", metric=metric, role="gold", keep_distinct=keep_distinct)
+        p = prepare_sql(pred or "", metric=metric, role="pred", keep_distinct=keep_distinct)
+        prepared.append((str(db_path), g, p))
+    verdicts: list[Verdict | None] = [None] * len(prepared)
+    siblings: dict[str, list[Path]] = {}
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        n_queries = len({(d, s) for d, g, p in prepared for s in (g, p)})
+        bar = tqdm(total=n_queries, desc="executing", unit="query", file=sys.stderr, dynamic_ncols=True)
+    try:
+        with Executor(workers=workers, timeout=timeout) as executor:
+            # phase 1: every item on its own database
+            flat = [(d, s) for d, g, p in prepared for s in (g, p)]
+            results = executor.map(flat, progress=bar.update if bar is not None else None)
+            multi = []
+            for i, (d, g, _p) in enumerate(prepared):
+                verdicts[i] = _verdict(results[2 * i], results[2 * i + 1], g, metric)
+                if verdicts[i].correct:
+                    if d not in siblings:
+                        siblings[d] = sibling_databases(d)[1:]
+                    if siblings[d]:
+                        multi.append(i)
+            # phase 2 (test-suite style): the items still correct, on the other databases of their folder
+            if multi:
+                flat = [(str(other), s) for i in multi for other in siblings[prepared[i][0]] for s in prepared[i][1:]]
+                results = iter(executor.map(flat))
+                for i in multi:
+                    for _other in siblings[prepared[i][0]]:
+                        v = _verdict(next(results), next(results), prepared[i][1], metric)
+                        if not v.correct and verdicts[i].correct:
+                            verdicts[i] = Verdict(correct=False, error=v.error, pred=v.pred, message=v.message)
+    finally:
+        if bar is not None:
+            bar.close()
+    return verdicts  # type: ignore[return-value]
+
+
+def _verdict(gold: ExecutionResult, pred: ExecutionResult, gold_sql: str, metric: str) -> Verdict:
+    if pred.error in ("missing_db",):
+        return Verdict(correct=False, error=pred.error, pred=pred, message=pred.message)
+    if not gold.ok:
+        return Verdict(correct=False, error="gold_error", pred=pred, message=f"gold query failed: {gold.message}")
+    if not pred.ok:
+        return Verdict(correct=False, error=pred.error, pred=pred, message=pred.message)
+    correct = results_match(gold, pred, metric=metric, order_matters=_order_matters(gold_sql, metric))
+    return Verdict(correct=correct, error=None, pred=pred)
+
+
+def execution_accuracy(verdicts: Sequence[Verdict]) -> float:
+    """The fraction of correct verdicts (0.0 for none)."""
+    return sum(v.correct for v in verdicts) / len(verdicts) if verdicts else 0.0
+
+
+def summarize(verdicts: Sequence[Verdict], *, metric: str) -> dict:
+    """The JSON summary `sense-hub eval` prints: counts, accuracy and error kinds.
+
+    `execution_accuracy_existing_db` leaves out the items whose database is missing (e.g. Spider dev's
+    `wta_1`), which is how published Spider numbers are usually counted on partial downloads.
+    """
+    n = len(verdicts)
+    correct = sum(v.correct for v in verdicts)
+    errors = Counter(v.error for v in verdicts if v.error is not None)
+    with_db = n - errors.get("missing_db", 0)
+    return {
+        "metric": metric,
+        "n": n,
+        "correct": correct,
+        "execution_accuracy": round(correct / n, 4) if n else 0.0,
+        "n_existing_db": with_db,
+        "execution_accuracy_existing_db": round(correct / with_db, 4) if with_db else 0.0,
+        "errors": dict(sorted(errors.items())),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Input files
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _decode_lines(path: Path) -> list[str]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise InputError(f"file not found: {path}") from e
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e}") from e
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = []
+    for n, raw in enumerate(lines, 1):
+        raw = raw.removesuffix(b"\r")
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            logger.warning("%s line %d is not valid UTF-8 (%s); undecodable bytes replaced with U+FFFD", path, n, e)
+            out.append(raw.decode("utf-8", errors="replace"))
+    return out
+
+
+def _looks_like_jsonl(path: Path, lines: list[str]) -> bool:
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        return True
+    for line in lines:
+        if line.strip():
+            return line.lstrip().startswith("{")
+    return False
+
+
+def read_predictions(predictions: str | Path, *, gold: str | Path | None = None) -> list[dict]:
+    """Read a predictions file into records with `db_id`, `gold`, `pred` (JSONL fields carried through).
+
+    A line that cannot be used becomes a record with `"error": "bad_input"`, its `line` number and a
+    `message`; it is reported, not fatal.
+
+    Args:
+        predictions: JSONL with `db_id`, `gold`, `pred`, or a text file with one predicted SQL per line.
+        gold: for a text predictions file, the gold file (`SQL<TAB>db_id` per line).
+
+    Raises:
+        InputError: a file is missing, or a text predictions file comes without `gold` or has another line count.
+    """
+    path = Path(predictions)
+    lines = _decode_lines(path)
+    if _looks_like_jsonl(path, lines):
+        records = []
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"{path} line {n}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                records.append(_bad(n, f"{where}: not valid JSON ({e})"))
+                continue
+            if not isinstance(record, dict):
+                records.append(_bad(n, f"{where}: expected a JSON object, got {type(record).__name__}"))
+                continue
+            missing = [k for k in ("db_id", "gold", "pred") if not isinstance(record.get(k), str)]
+            if missing:
+                record.update(_bad(n, f"{where}: field(s) {missing} missing or not a string (need db_id, gold, pred)"))
+            records.append(record)
+        return records
+    if gold is None:
+        raise InputError(
+            f"{path} is a text predictions file (one SQL per line): pass --gold with `SQL<TAB>db_id` per line, "
+            "or give JSONL with db_id, gold and pred fields"
+        )
+    gold_path = Path(gold)
+    gold_lines = _decode_lines(gold_path)
+    if len(gold_lines) != len(lines):
+        raise InputError(
+            f"{path} has {len(lines)} lines but {gold_path} has {len(gold_lines)}: they must pair up line by line"
+        )
+    records = []
+    for n, (pred_line, gold_line) in enumerate(zip(lines, gold_lines, strict=True), 1):
+        pred_sql = pred_line.strip().split("\t")[0]
+        fields = gold_line.strip().split("\t")
+        if len(fields) < 2 or not fields[-1].strip():
+            record = {"db_id": "", "gold": gold_line.strip(), "pred": pred_sql}
+            record.update(_bad(n, f"{gold_path} line {n}: expected `SQL<TAB>db_id`"))
+            records.append(record)
+            continue
+        records.append({"db_id": fields[-1].strip(), "gold": fields[0], "pred": pred_sql})
+    return records
+
+
+def _bad(line: int, message: str) -> dict:
+    logger.warning(message)
+    return {"line": line, "error": "bad_input", "message": message}
+
+
+def evaluate_records(
+    records: list[dict],
+    *,
+    db_root: str | Path,
+    metric: str = "spider",
+    keep_distinct: bool = False,
+    timeout: float = 30.0,
+    workers: int | None = None,
+    progress: bool = False,
+) -> tuple[list[dict], list[Verdict]]:
+    """Judge records from `read_predictions` and return them with `correct` and `error` set, plus the verdicts.
+
+    Records marked `bad_input` are not executed; their verdict is `error="bad_input"`.
+    """
+    root = Path(db_root)
+    todo = [i for i, r in enumerate(records) if r.get("error") != "bad_input" or "message" not in r]
+    items = [
+        (root / records[i]["db_id"] / f"{records[i]['db_id']}.sqlite", records[i]["gold"], records[i]["pred"])
+        for i in todo
+    ]
+    judged = judge(
+        items, metric=metric, keep_distinct=keep_distinct, timeout=timeout, workers=workers, progress=progress
+    )
+    verdicts = [Verdict(correct=False, error="bad_input", message=r.get("message", "")) for r in records]
+    for i, v in zip(todo, judged, strict=True):
+        verdicts[i] = v
+    out = []
+    for record, v in zip(records, verdicts, strict=True):
+        row = dict(record)
+        row["correct"] = v.correct
+        row["error"] = v.error
+        if v.error is not None and v.message:
+            row["message"] = v.message
+        out.append(row)
+    return out, verdicts
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--predictions",
+        required=True,
+        type=Path,
+        help="JSONL with db_id, gold, pred per line, or a text file with one predicted SQL per line",
+    )
+    parser.add_argument(
+        "--gold",
+        type=Path,
+        default=None,
+        help="for a text predictions file: gold SQL file with `SQL<TAB>db_id` per line",
+    )
+    parser.add_argument("--db-root", required=True, type=Path, help="folder holding <db_id>/<db_id>.sqlite")
+    parser.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="spider",
+        help="spider: official test-suite semantics (default); bird: set equality; "
+        "strict: multiset, column order and DISTINCT kept",
+    )
+    parser.add_argument("--keep-distinct", action="store_true", help="spider metric: do not strip DISTINCT")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default 30)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (0: run in this process; default: automatic)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="write one JSON line per input line: the input fields + correct + error",
+    )
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"sense-hub eval: error: {message}\n")
+    return 2
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    if not args.predictions.is_file():
+        return _fail(f"predictions file not found: {args.predictions}")
+    if args.gold is not None and not args.gold.is_file():
+        return _fail(f"gold file not found: {args.gold}")
+    if not args.db_root.is_dir():
+        return _fail(f"--db-root is not a folder: {args.db_root} (it must hold <db_id>/<db_id>.sqlite)")
+    if args.timeout <= 0:
+        return _fail(f"--timeout must be positive, got {args.timeout}")
+    if args.workers is not None and args.workers < 0:
+        return _fail(f"--workers must be >= 0, got {args.workers}")
+    try:
+        records = read_predictions(args.predictions, gold=args.gold)
+    except InputError as e:
+        return _fail(str(e))
+    rows, verdicts = evaluate_records(
+        records,
+        db_root=args.db_root,
+        metric=args.metric,
+        keep_distinct=args.keep_distinct,
+        timeout=args.timeout,
+        workers=args.workers,
+        progress=True,
+    )
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        with args.output.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(summarize(verdicts, metric=args.metric)) + "\n")
+    sys.stdout.flush()
+    return 0

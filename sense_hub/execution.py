@@ -1,0 +1,421 @@
+"""Safe, bounded execution of untrusted SQL on SQLite files.
+
+Every query runs on a read-only connection (`mode=ro`, and `immutable=1` unless the database has a live `-wal`
+file) with an authorizer that allows only reads: no writes, DDL, transactions, ATTACH/DETACH (so no
+`VACUUM INTO`), PRAGMAs other than a few introspection ones, or `load_extension`. Python's `sqlite3` refuses a
+second statement. A progress handler interrupts a query past its deadline, and results are capped in rows and
+bytes. Bad SQL, a missing database or a timeout give an `ExecutionResult` with an error kind, never an
+exception.
+
+`Executor` runs many `(db_path, sql)` pairs: identical pairs once, grouped by database so each worker keeps one
+connection per database, in forked worker processes that stream results back; a worker that dies (segfault,
+`os._exit`) marks the query it was running as `crash` and a fresh worker takes the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from urllib.parse import quote
+
+__all__ = ["ERROR_KINDS", "ExecutionResult", "Executor", "execute"]
+
+logger = logging.getLogger(__name__)
+
+ERROR_KINDS = ("timeout", "syntax", "runtime", "refused", "missing_db", "empty", "too_large", "crash")
+
+#: SQLite virtual-machine instructions between two deadline checks.
+PROGRESS_STEPS = 2_000
+#: Default cap on the estimated size of a result (strings/blobs by length, other values 8 bytes).
+MAX_BYTES = 256 * 2**20
+#: Longest string or blob a query may build (SQLITE_LIMIT_LENGTH).
+MAX_VALUE_BYTES = 64 * 2**20
+
+_READ_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "database_list",
+        "collation_list",
+        "function_list",
+        "compile_options",
+        "user_version",
+        "schema_version",
+        "application_id",
+        "encoding",
+        "page_count",
+        "page_size",
+    }
+)
+_REFUSED_FUNCTIONS = frozenset({"load_extension"})
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """The outcome of one query: rows when `ok`, else an error kind (one of `ERROR_KINDS`) and a message.
+
+    `truncated` is True when the result was larger than the cap (then `error == "too_large"` and `rows` holds
+    the first rows only).
+    """
+
+    ok: bool
+    rows: tuple[tuple, ...] = ()
+    columns: tuple[str, ...] = ()
+    error: str | None = None
+    message: str = ""
+    elapsed: float = 0.0
+    truncated: bool = False
+
+    @classmethod
+    def failure(cls, error: str, message: str, *, elapsed: float = 0.0) -> ExecutionResult:
+        return cls(ok=False, error=error, message=message, elapsed=elapsed)
+
+
+def _authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if (arg2 or "").lower() in _REFUSED_FUNCTIONS else sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if name in _READ_PRAGMAS and (arg2 is None or name not in {"user_version", "application_id"}):
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_DENY
+
+
+def _lenient_text(b: bytes) -> str:
+    # Spider's official evaluator decodes text with errors="ignore"; used only after a strict decode fails.
+    return b.decode(errors="ignore")
+
+
+class _Session:
+    """Read-only connections kept open per database file, with a resettable deadline."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, sqlite3.Connection] = {}
+        self.deadline = float("inf")
+
+    def _progress(self) -> int:
+        return 1 if time.perf_counter() > self.deadline else 0
+
+    def connection(self, db_path: str) -> sqlite3.Connection:
+        con = self._connections.get(db_path)
+        if con is None:
+            resolved = Path(db_path).resolve()
+            immutable = not Path(f"{resolved}-wal").exists()
+            uri = f"file:{quote(str(resolved))}?mode=ro" + ("&immutable=1" if immutable else "")
+            con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            if hasattr(con, "enable_load_extension"):
+                con.enable_load_extension(False)
+            if hasattr(con, "setlimit"):
+                con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+                con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            con.set_authorizer(_authorizer)
+            con.set_progress_handler(self._progress, PROGRESS_STEPS)
+            self._connections[db_path] = con
+        return con
+
+    def close(self) -> None:
+        for con in self._connections.values():
+            con.close()
+        self._connections.clear()
+
+
+def _classify(exc: BaseException, *, timed_out: bool) -> str:
+    message = str(exc).lower()
+    if timed_out or "interrupted" in message:
+        return "timeout"
+    if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in message:
+        return "refused"
+    if "not authorized" in message or "readonly" in message or "prohibited" in message:
+        return "refused"
+    if "syntax error" in message or "incomplete input" in message or "unrecognized token" in message:
+        return "syntax"
+    if isinstance(exc, sqlite3.DataError | OverflowError | MemoryError) or "too big" in message:
+        return "too_large"
+    return "runtime"
+
+
+def _estimate_bytes(rows: list) -> int:
+    size = 0
+    for row in rows:
+        for v in row:
+            size += len(v) if isinstance(v, str | bytes) else 8
+    return size
+
+
+def _run(
+    session: _Session, db_path: str, sql: str, *, timeout: float, max_rows: int, max_bytes: int
+) -> ExecutionResult:
+    start = time.perf_counter()
+    if not sql or not sql.strip():
+        return ExecutionResult.failure("empty", "the SQL is empty")
+    if not os.path.isfile(db_path):
+        return ExecutionResult.failure("missing_db", f"database file not found: {db_path}")
+    try:
+        con = session.connection(db_path)
+    except sqlite3.Error as e:
+        return ExecutionResult.failure("missing_db", f"cannot open {db_path}: {e}")
+    for attempt in (0, 1):
+        session.deadline = start + timeout
+        con.text_factory = str if attempt == 0 else _lenient_text
+        rows: list = []
+        truncated = False
+        try:
+            cursor = con.execute(sql)
+            size = 0
+            while True:
+                chunk = cursor.fetchmany(1024)
+                if not chunk:
+                    break
+                rows.extend(chunk)
+                size += _estimate_bytes(chunk)
+                if len(rows) > max_rows or size > max_bytes:
+                    truncated = True
+                    break
+            columns = tuple(d[0] for d in cursor.description or ())
+            cursor.close()
+        except sqlite3.OperationalError as e:
+            if attempt == 0 and "could not decode" in str(e).lower():
+                continue
+            elapsed = time.perf_counter() - start
+            kind = _classify(e, timed_out=time.perf_counter() > session.deadline)
+            return ExecutionResult.failure(kind, str(e), elapsed=elapsed)
+        except (sqlite3.Error, ValueError, OverflowError, MemoryError, UnicodeError) as e:
+            elapsed = time.perf_counter() - start
+            return ExecutionResult.failure(_classify(e, timed_out=False), f"{type(e).__name__}: {e}", elapsed=elapsed)
+        finally:
+            session.deadline = float("inf")
+        elapsed = time.perf_counter() - start
+        if truncated:
+            return ExecutionResult(
+                ok=False,
+                rows=tuple(rows[:max_rows]),
+                columns=columns,
+                error="too_large",
+                message=f"the result is larger than the cap ({max_rows} rows / {max_bytes} bytes)",
+                elapsed=elapsed,
+                truncated=True,
+            )
+        return ExecutionResult(ok=True, rows=tuple(rows), columns=columns, elapsed=elapsed)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def execute(
+    db_path: str | Path,
+    sql: str,
+    *,
+    timeout: float = 30.0,
+    max_rows: int = 100_000,
+    max_bytes: int = MAX_BYTES,
+) -> ExecutionResult:
+    """Run one query read-only, in this process, and return its rows or an error kind.
+
+    Args:
+        db_path: the `.sqlite` file.
+        sql: one SQL statement (a trailing `;` is fine; a second statement is refused).
+        timeout: seconds after which the query is interrupted (`error="timeout"`).
+        max_rows: more rows than this gives `error="too_large"` with the first `max_rows` rows.
+        max_bytes: the same cap on the estimated size of the result.
+
+    Returns:
+        An `ExecutionResult`; this function does not raise for bad SQL or a missing database.
+    """
+    session = _Session()
+    try:
+        return _run(session, str(db_path), sql, timeout=timeout, max_rows=max_rows, max_bytes=max_bytes)
+    finally:
+        session.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Many queries: dedup, group by database, forked workers with crash isolation.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _as_tuple(r: ExecutionResult) -> tuple:
+    return (r.ok, r.rows, r.columns, r.error, r.message, r.elapsed, r.truncated)
+
+
+def _worker_main(conn, tasks: list[tuple[int, str, str]], options: dict) -> None:
+    session = _Session()
+    try:
+        for index, db_path, sql in tasks:
+            result = _execute_in_session(session, db_path, sql, **options)
+            conn.send((index, _as_tuple(result)))
+    finally:
+        session.close()
+        conn.close()
+
+
+def _execute_in_session(session: _Session, db_path: str, sql: str, **options) -> ExecutionResult:
+    """One query on a shared session (module-level so tests can wrap it to simulate a crashing worker)."""
+    return _run(session, db_path, sql, **options)
+
+
+def _context():
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods and sys.platform != "darwin" else "spawn")
+
+
+class Executor:
+    """Run many `(db_path, sql)` pairs, each identical pair once, grouped by database.
+
+    Args:
+        workers: worker processes; `0` runs everything in this process (no crash isolation); `None` picks
+            `min(4, cpu_count)` processes when there are at least `min_pool_tasks` distinct queries, else 0.
+        timeout: seconds per query.
+        max_rows: row cap per result.
+        max_bytes: size cap per result.
+        min_pool_tasks: below this many distinct queries, `workers=None` runs in-process.
+
+    Example:
+        >>> with Executor(workers=2, timeout=5) as ex:
+        ...     results = ex.map([("db.sqlite", "SELECT 1")])
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        timeout: float = 30.0,
+        max_rows: int = 100_000,
+        max_bytes: int = MAX_BYTES,
+        min_pool_tasks: int = 2_000,
+    ) -> None:
+        if workers is not None and workers < 0:
+            raise ValueError(f"`workers` must be >= 0 or None, got {workers}")
+        if timeout <= 0:
+            raise ValueError(f"`timeout` must be positive, got {timeout}")
+        self.workers = workers
+        self.timeout = float(timeout)
+        self.options = {"timeout": float(timeout), "max_rows": max_rows, "max_bytes": max_bytes}
+        self.min_pool_tasks = min_pool_tasks
+        self._session: _Session | None = None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _n_workers(self, n_tasks: int) -> int:
+        if self.workers is not None:
+            return min(self.workers, n_tasks)
+        if n_tasks < self.min_pool_tasks:
+            return 0
+        return min(4, os.cpu_count() or 1, n_tasks)
+
+    def map(self, items: Sequence[tuple[str | Path, str]], *, progress=None) -> list[ExecutionResult]:
+        """Execute `(db_path, sql)` pairs; results come back in the same order.
+
+        Args:
+            items: the pairs; identical pairs are executed once and share the result.
+            progress: optional callable called with the number of distinct queries just finished.
+        """
+        keys: dict[tuple[str, str], int] = {}
+        slots = []
+        for db_path, sql in items:
+            key = (str(db_path), sql)
+            slot = keys.get(key)
+            if slot is None:
+                slot = keys[key] = len(keys)
+            slots.append(slot)
+        unique = list(keys)
+        results: list[ExecutionResult | None] = [None] * len(unique)
+        order = sorted(range(len(unique)), key=lambda i: unique[i][0])  # by database: one connection each
+        tasks = [(i, unique[i][0], unique[i][1]) for i in order]
+        n_workers = self._n_workers(len(tasks))
+        if n_workers == 0:
+            if self._session is None:
+                self._session = _Session()
+            for i, db_path, sql in tasks:
+                results[i] = _execute_in_session(self._session, db_path, sql, **self.options)
+                if progress is not None:
+                    progress(1)
+        else:
+            self._map_processes(tasks, results, n_workers, progress)
+        return [results[s] for s in slots]  # type: ignore[misc]
+
+    def _map_processes(self, tasks, results, n_workers: int, progress) -> None:
+        ctx = _context()
+        size = -(-len(tasks) // n_workers)
+        pending = [tasks[k : k + size] for k in range(0, len(tasks), size)]
+        running: dict = {}  # connection -> [process, remaining tasks, position, last activity]
+
+        def start(shard):
+            parent_conn, child_conn = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker_main, args=(child_conn, shard, self.options), daemon=True)
+            proc.start()
+            child_conn.close()
+            running[parent_conn] = [proc, shard, 0, time.monotonic()]
+
+        def fail_current(conn, kind: str, message: str) -> None:
+            proc, shard, pos, _ = running.pop(conn)
+            conn.close()
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+            if pos < len(shard):
+                index, db_path, sql = shard[pos]
+                logger.warning("query %r on %s: %s", sql[:200], db_path, message)
+                results[index] = ExecutionResult.failure(kind, message)
+                if progress is not None:
+                    progress(1)
+                if pos + 1 < len(shard):
+                    start(shard[pos + 1 :])
+
+        grace = 2.0 + self.timeout
+        try:
+            for shard in pending:
+                start(shard)
+            while running:
+                ready = wait(list(running), timeout=0.5)
+                now = time.monotonic()
+                for conn in ready:
+                    state = running[conn]
+                    try:
+                        index, payload = conn.recv()
+                    except (EOFError, OSError):
+                        proc = state[0]
+                        proc.join(timeout=1.0)
+                        if state[2] >= len(state[1]):
+                            running.pop(conn)
+                            conn.close()
+                            continue
+                        code = proc.exitcode
+                        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                        fail_current(conn, "crash", f"the worker process died while running this query ({why})")
+                        continue
+                    results[index] = ExecutionResult(*payload)
+                    state[2] += 1
+                    state[3] = now
+                    if progress is not None:
+                        progress(1)
+                for conn, state in list(running.items()):
+                    if conn not in ready and now - state[3] > grace:
+                        fail_current(conn, "timeout", f"the query did not stop within {grace:.1f} s; worker killed")
+        finally:
+            for conn, (proc, *_rest) in list(running.items()):
+                proc.kill()
+                proc.join()
+                conn.close()
