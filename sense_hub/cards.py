@@ -1,0 +1,403 @@
+"""Dataset and model cards: statistics, plots, YAML metadata and the Markdown body, from templates.
+
+The templates live in `sense_hub/templates/` (Jinja, rendered through `huggingface_hub`'s `DatasetCard` and
+`ModelCard`, so the YAML header is the Hub's own `CardData` serialization). Cards are pure functions of their
+inputs: the same data renders the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sense_hub.formats import COLUMNS
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+DATASET_CARD_TEMPLATE = TEMPLATES / "dataset_card.md"
+MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
+
+DEFAULT_DATASET_LICENSE = "cc-by-sa-4.0"  # Spider and BIRD are CC BY-SA 4.0
+DEFAULT_MODEL_LICENSE = "apache-2.0"
+TASK_CATEGORIES = ["text-generation", "table-question-answering"]
+EX_METRIC = "execution_accuracy"
+HUB_URL = "https://huggingface.co"  # links in card bodies always point at the public Hub
+
+CITATIONS = {
+    "sense": """@inproceedings{yang-etal-2024-synthesizing,
+    title = "Synthesizing Text-to-{SQL} Data from Weak and Strong {LLM}s",
+    author = "Yang, Jiaxi and Hui, Binyuan and Yang, Min and Yang, Jian and Lin, Junyang and Zhou, Chang",
+    booktitle = "Proceedings of the 62nd Annual Meeting of the Association for Computational Linguistics (Volume 1: Long Papers)",
+    year = "2024",
+    address = "Bangkok, Thailand",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/2024.acl-long.425",
+    pages = "7864--7875",
+}""",
+    "spider": """@inproceedings{yu-etal-2018-spider,
+    title = "{S}pider: A Large-Scale Human-Labeled Dataset for Complex and Cross-Domain Semantic Parsing and Text-to-{SQL} Task",
+    author = "Yu, Tao and Zhang, Rui and Yang, Kai and Yasunaga, Michihiro and Wang, Dongxu and Li, Zifan and Ma, James and Li, Irene and Yao, Qingning and Roman, Shanelle and Zhang, Zilin and Radev, Dragomir",
+    booktitle = "Proceedings of the 2018 Conference on Empirical Methods in Natural Language Processing",
+    year = "2018",
+    address = "Brussels, Belgium",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/D18-1425",
+    pages = "3911--3921",
+}""",
+    "bird": """@inproceedings{li2023bird,
+    title = "Can {LLM} Already Serve as A Database Interface? A {BI}g Bench for Large-Scale Database Grounded Text-to-{SQL}s",
+    author = "Li, Jinyang and Hui, Binyuan and Qu, Ge and Yang, Jiaxi and Li, Binhua and Li, Bowen and Wang, Bailin and Qin, Bowen and Geng, Ruiying and Huo, Nan and Zhou, Xuanhe and Ma, Chenhao and Li, Guoliang and Chang, Kevin C. C. and Huang, Fei and Cheng, Reynold and Li, Yongbin",
+    booktitle = "Advances in Neural Information Processing Systems 36 (NeurIPS 2023), Datasets and Benchmarks Track",
+    year = "2023",
+    url = "https://arxiv.org/abs/2305.03111",
+}""",
+}
+
+KIND_DESCRIPTIONS = {
+    "strong": (
+        "**Strong data** (SENSE §3.1): text-to-SQL examples written by a strong model for new domains, or made "
+        "from SQL templates over real databases and turned into questions, each kept only if its SQL executes "
+        "on its database. Used for supervised fine-tuning (SFT)."
+    ),
+    "weak": (
+        "**Weak data** (SENSE §3.2): many SQL candidates sampled from a weak model per question, each executed "
+        "against the question's database and labelled `correct` when its result equals the gold SQL's result "
+        "(strict execution match); otherwise `error` says why (`wrong_result` or the execution error kind)."
+    ),
+    "pairs": (
+        "**Preference pairs** (SENSE §3.3) in TRL's conversational preference format (`prompt`, `chosen`, "
+        "`rejected`), built from execution-labelled weak samples: a correct SQL (or the gold SQL) is chosen, a "
+        "wrong one rejected, with provenance columns. Used for conservative DPO (cDPO) with TRL."
+    ),
+}
+
+COLUMN_HELP = {
+    "id": "stable record id",
+    "domain": "domain of the database",
+    "difficulty": "easy / medium / hard",
+    "db_id": "the database the SQL runs on",
+    "schema": "CREATE TABLE statements of the database",
+    "question": "natural-language question",
+    "sql": "SQL query",
+    "evidence": "BIRD-style external knowledge (empty when none)",
+    "generator": "the model or procedure that produced the record",
+    "verification": "how the record was checked",
+    "question_id": "id of the question this record belongs to",
+    "gold_sql": "the reference SQL",
+    "sample_index": "index of the sample among the N drawn for the question",
+    "status": "`ok` when the SQL executed, else the execution error kind",
+    "correct": "the SQL's result equals the gold result",
+    "error": "null when correct, else `wrong_result` or the execution error kind",
+    "prompt": "chat messages: system + user (schema and question)",
+    "chosen": "assistant message with a correct SQL",
+    "rejected": "assistant message with a wrong SQL",
+    "chosen_source": "`gold` or `sample`",
+    "rejected_error": "why the rejected SQL is wrong",
+}
+
+# The column a record kind is broken down by in the counts and the plot.
+LABEL_COLUMN = {"strong": "difficulty", "weak": "error", "pairs": "rejected_error"}
+
+
+def record_label(kind: str, record: Mapping[str, Any]) -> str:
+    """The label a record is counted under: difficulty (strong), `correct` or the error (weak), why rejected (pairs)."""
+    if kind == "weak":
+        return "correct" if record["correct"] else str(record["error"] or "wrong_result")
+    return str(record[LABEL_COLUMN[kind]])
+
+
+def _sql_text(kind: str, record: Mapping[str, Any]) -> str:
+    if kind == "pairs":
+        return record["chosen"][-1]["content"] if record["chosen"] else ""
+    return record["sql"]
+
+
+def _summary(values: Sequence[int]) -> dict[str, Any]:
+    if not values:
+        return {"mean": 0, "min": 0, "max": 0}
+    return {"mean": round(statistics.fmean(values), 1), "min": min(values), "max": max(values)}
+
+
+def config_statistics(kind: str, splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+    """Counts and length statistics of one configuration, per split, per database and per label.
+
+    Args:
+        kind: "strong", "weak" or "pairs".
+        splits: split name -> records (already validated).
+
+    Returns:
+        A dict with `splits` (name, records, databases, labels), `labels` (sorted), `per_database`,
+        `question_words`, `sql_tokens`, `label_name` and `sql_name`, ready for the card template and the plot.
+    """
+    labels: Counter[str] = Counter()
+    split_rows, per_database = [], []
+    questions, sqls = [], []
+    for name, records in splits.items():
+        split_labels = Counter(record_label(kind, r) for r in records)
+        labels.update(split_labels)
+        dbs = Counter(r["db_id"] for r in records)
+        split_rows.append({"name": name, "records": len(records), "databases": len(dbs), "labels": dict(split_labels)})
+        per_database.extend({"db_id": db, "split": name, "records": n} for db, n in sorted(dbs.items()))
+        questions.extend(len(r["question"].split()) for r in records)
+        sqls.extend(len(_sql_text(kind, r).split()) for r in records)
+    return {
+        "splits": split_rows,
+        "labels": sorted(labels),
+        "label_counts": dict(sorted(labels.items())),
+        "per_database": per_database,
+        "question_words": _summary(questions),
+        "sql_tokens": _summary(sqls),
+        "question_lengths": questions,
+        "label_name": LABEL_COLUMN[kind],
+        "sql_name": "chosen SQL" if kind == "pairs" else "SQL",
+    }
+
+
+def render_statistics_plot(stats: Mapping[str, Any], *, path: Path, title: str) -> Path:
+    """Write a PNG with records per database (stacked by split), records per label and question lengths.
+
+    The PNG carries no timestamp or version metadata, so the same statistics give the same bytes.
+
+    Args:
+        stats: the output of `config_statistics`.
+        path: where to write the PNG.
+        title: the figure title (the configuration name).
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    split_names = [s["name"] for s in stats["splits"]]
+    dbs = sorted({row["db_id"] for row in stats["per_database"]})
+    counts = {(row["db_id"], row["split"]): row["records"] for row in stats["per_database"]}
+    bottom = [0] * len(dbs)
+    for split in split_names:
+        heights = [counts.get((db, split), 0) for db in dbs]
+        axes[0].bar(range(len(dbs)), heights, bottom=bottom, label=split)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    axes[0].set_xticks(range(len(dbs)), dbs, rotation=45, ha="right", fontsize=7)
+    axes[0].set_title("records per database")
+    axes[0].legend(fontsize=7)
+    labels = stats["label_counts"]
+    axes[1].barh(list(labels), list(labels.values()), color="tab:orange")
+    axes[1].set_title(f"records per {stats['label_name']}")
+    axes[1].tick_params(axis="y", labelsize=7)
+    axes[2].hist(stats["question_lengths"] or [0], bins=20, color="tab:green")
+    axes[2].set_title("question length (words)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def size_category(n: int) -> str:
+    """The Hub's `size_categories` bucket for `n` records."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def _column_rows(kind: str) -> list[dict[str, str]]:
+    from sense_hub.formats import features
+
+    feats = features(kind)
+    rows = []
+    for name in COLUMNS[kind]:
+        feature = feats[name]
+        type_name = "messages" if isinstance(feature, list) else getattr(feature, "dtype", type(feature).__name__)
+        rows.append({"name": name, "type": type_name, "help": COLUMN_HELP.get(name, "")})
+    return rows
+
+
+def dataset_card(
+    *,
+    kind: str,
+    configs: list[dict[str, Any]],
+    sections: list[dict[str, Any]],
+    repo_id: str | None = None,
+    pretty_name: str | None = None,
+    license: str = DEFAULT_DATASET_LICENSE,
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Render a dataset card (README.md text) from the template.
+
+    Args:
+        kind: "strong", "weak" or "pairs".
+        configs: the YAML `configs:` list (`config_name`, `data_files`), already merged with earlier configs.
+        sections: one per configuration: `name`, `stats` (from `config_statistics`), `plot` (the PNG's path
+            relative to README.md), `provenance` (`models`, `source`, `parameters`, `command`) and `split`
+            (`validation_fraction`, `seed`).
+        repo_id: the Hub id used in the usage snippet (default `sense/<kind>`).
+        pretty_name: the card title.
+        license: a Hub license id.
+        metadata: earlier YAML metadata to keep (keys other than the ones this function sets are preserved).
+
+    Returns:
+        The README.md text: YAML header (license, task_categories, tags, size_categories, configs) and body.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    if kind not in COLUMNS:
+        raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(COLUMNS)}")
+    pretty_name = pretty_name or f"SENSE {kind} text-to-SQL data"
+    total = sum(s["records"] for section in sections for s in section["stats"]["splits"])
+    extra = dict(metadata or {})
+    tags = list(dict.fromkeys([*extra.pop("tags", []), "text-to-sql", "sql", "sense", kind, "synthetic"]))
+    for key in ("license", "task_categories", "size_categories", "pretty_name", "configs", "language"):
+        extra.pop(key, None)
+    card_data = DatasetCardData(
+        language=["en"],
+        license=license,
+        pretty_name=pretty_name,
+        task_categories=TASK_CATEGORIES,
+        tags=tags,
+        size_categories=[size_category(total)],
+        configs=configs,
+        **extra,
+    )
+    card = DatasetCard.from_template(
+        card_data,
+        template_path=str(DATASET_CARD_TEMPLATE),
+        pretty_name=pretty_name,
+        summary=f"{total} {kind} records for text-to-SQL in {len(sections)} configuration(s), made with "
+        "[sense-hub](https://github.com/sense-hub/sense-hub) following SENSE (ACL 2024).",
+        repo_id=repo_id or f"sense/{kind}",
+        example_config=sections[0]["name"] if sections else "default",
+        kind_description=KIND_DESCRIPTIONS[kind],
+        columns=_column_rows(kind),
+        sections=sections,
+        license=license,
+        citations=CITATIONS,
+    )
+    return str(card)
+
+
+def eval_summary_to_result(summary: Mapping[str, Any], *, dataset_name: str, dataset_id: str) -> dict[str, Any]:
+    """Turn the one-line JSON summary of `sense-hub eval` into a `model_card` result item.
+
+    Args:
+        summary: the summary dict; its execution accuracy is read from `execution_accuracy` (or `accuracy`,
+            `ex`), a fraction in [0, 1] (a percentage above 1 is divided by 100).
+        dataset_name: a readable name ("Spider dev").
+        dataset_id: the Hub id or benchmark name ("spider").
+
+    Returns:
+        `{"dataset", "dataset_id", "metric": "execution_accuracy", "value"}` (plus `metric_config` with the
+        matching semantics when the summary names it).
+
+    Raises:
+        ValueError: the summary has no execution accuracy.
+    """
+    for key in ("execution_accuracy", "accuracy", "ex"):
+        if key in summary and isinstance(summary[key], (int, float)) and not isinstance(summary[key], bool):
+            value = float(summary[key])
+            break
+    else:
+        raise ValueError(
+            f"eval summary has no execution accuracy: expected a number under 'execution_accuracy', got keys "
+            f"{sorted(summary)} (pass the last line printed by `sense-hub eval`)"
+        )
+    if value > 1.0:
+        value /= 100.0
+    result = {"dataset": dataset_name, "dataset_id": dataset_id, "metric": EX_METRIC, "value": value}
+    if isinstance(summary.get("metric"), str):
+        result["metric_config"] = summary["metric"]
+    return result
+
+
+def model_card(
+    *,
+    model_name: str,
+    base_model: str,
+    datasets: list[str],
+    recipe: str,
+    command: str,
+    hyperparameters: Mapping[str, Any],
+    results: list[Mapping[str, Any]],
+    model_id: str | None = None,
+    license: str = DEFAULT_MODEL_LICENSE,
+    tags: Sequence[str] = (),
+) -> str:
+    """Render a model card (README.md text) with a `model-index` of execution accuracy per dataset.
+
+    Args:
+        model_name: the model's name (also the `model-index` name).
+        base_model: the model it was fine-tuned from (Hub id or local name).
+        datasets: Hub ids of the training datasets.
+        recipe: "sft", "cdpo", ... (the training stage).
+        command: the exact command that trained it.
+        hyperparameters: name -> value, shown as a table.
+        results: items `{"dataset", "dataset_id", "metric": "execution_accuracy", "value"}` with `value` in
+            [0, 1] (see `eval_summary_to_result`).
+        model_id: the Hub id in the usage snippet (default `model_name`).
+        license: a Hub license id.
+        tags: extra tags.
+
+    Returns:
+        The README.md text. `ModelCard(text).data.eval_results` gives the results back.
+
+    Raises:
+        ValueError: a result lacks a field or its value is not a number in [0, 1].
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    eval_results = []
+    for i, result in enumerate(results, 1):
+        missing = [k for k in ("dataset", "dataset_id", "value") if k not in result]
+        if missing:
+            raise ValueError(f"model_card result {i}: missing field(s) {missing} (got {sorted(result)})")
+        value = result["value"]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"model_card result {i}: 'value' must be a fraction in [0, 1], got {value!r}")
+        eval_results.append(
+            EvalResult(
+                task_type="text-generation",
+                task_name="Text-to-SQL",
+                dataset_type=str(result["dataset_id"]),
+                dataset_name=str(result["dataset"]),
+                metric_type=str(result.get("metric", EX_METRIC)),
+                metric_name="Execution accuracy",
+                metric_value=float(value),
+                metric_config=result.get("metric_config"),
+            )
+        )
+    card_data = ModelCardData(
+        model_name=model_name,
+        base_model=base_model,
+        datasets=list(datasets) or None,
+        license=license,
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=list(dict.fromkeys(["text-to-sql", "sql", "sense", "trl", recipe, *tags])),
+        eval_results=eval_results or None,
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(MODEL_CARD_TEMPLATE),
+        model_name=model_name,
+        model_id=model_id or model_name,
+        base_model=base_model,
+        base_model_url=f"{HUB_URL}/{base_model}",
+        hub_url=HUB_URL,
+        datasets_list=list(datasets),
+        recipe=recipe,
+        command=command,
+        hyperparameters=dict(hyperparameters),
+        results=[{**r, "metric": r.get("metric", EX_METRIC)} for r in results],
+        citations=CITATIONS,
+    )
+    return str(card)

@@ -1,0 +1,618 @@
+"""Hub-native datasets and models: write a dataset repo layout, load it back, push it (and model folders).
+
+A dataset repo written here is exactly what the Hub serves and `datasets` reads:
+
+```
+<out_dir>/
+  README.md                                   card: YAML (license, tags, `configs:`) + body
+  statistics-<config>.png                     the plot the card shows
+  <config>/train-00000-of-00001.parquet       records cast to `formats.features(kind)`
+  <config>/validation-00000-of-00001.parquet  (absent when only one database)
+  <config>/build_info.json                    how the config was made (kind, provenance, split)
+```
+
+`datasets.load_dataset(str(out_dir), config)` and, once pushed, `load_dataset("ORG/NAME", config)` read it.
+Each write replaces one config and keeps the others: the README's `configs:` is loaded, edited and written back,
+never rebuilt from scratch (a fresh card over an existing README would wipe the earlier configs). Writes are
+deterministic: the same records, config and seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+import re
+import shlex
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sense_hub import cards
+from sense_hub.formats import COLUMNS, RecordError, validate_records
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation")
+BUILD_INFO = "build_info.json"
+README = "README.md"
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+
+
+class DatasetRepoError(ValueError):
+    """A dataset repo folder is missing, malformed, or lacks the requested config; the message says the fix."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading records
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSONL file of records.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        RecordError: a line is not a JSON object (the message names the file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"records file {path} does not exist")
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise RecordError(f"{path} line {lineno}: not valid JSON ({err.msg})") from err
+            if not isinstance(record, dict):
+                raise RecordError(f"{path} line {lineno}: expected a JSON object, got {type(record).__name__}")
+            records.append(record)
+    return records
+
+
+def detect_kind(record: Mapping[str, Any]) -> str | None:
+    """The record kind whose columns `record` has all of, or None ("pairs" before "weak" before "strong")."""
+    for kind in ("pairs", "weak", "strong"):
+        if all(name in record for name in COLUMNS[kind]):
+            return kind
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Splitting and writing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def split_by_database(
+    records: Sequence[Mapping[str, Any]], *, validation_fraction: float = 0.1, seed: int = 0
+) -> dict[str, list[dict]]:
+    """Split records into train/validation by `db_id`, so no database appears in both.
+
+    The databases are sorted, shuffled with `seed`, and `round(validation_fraction * n_databases)` of them (at
+    least one when the fraction is positive) go to validation, always leaving at least one database in train.
+    With a single database, validation is empty. Records keep their input order within a split.
+
+    Args:
+        records: records with a `db_id` field.
+        validation_fraction: share of databases held out, in [0, 1).
+        seed: shuffling seed.
+
+    Returns:
+        `{"train": [...], "validation": [...]}` (validation may be empty).
+
+    Raises:
+        ValueError: `validation_fraction` outside [0, 1).
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}")
+    databases = sorted({r["db_id"] for r in records})
+    random.Random(seed).shuffle(databases)
+    n_val = 0
+    if validation_fraction > 0 and len(databases) > 1:
+        n_val = min(max(1, round(validation_fraction * len(databases))), len(databases) - 1)
+    held_out = set(databases[:n_val])
+    return {
+        "train": [dict(r) for r in records if r["db_id"] not in held_out],
+        "validation": [dict(r) for r in records if r["db_id"] in held_out],
+    }
+
+
+def _check_config_name(config_name: str) -> None:
+    if not _CONFIG_NAME.match(config_name) or config_name in (".", ".."):
+        raise ValueError(
+            f"invalid config name {config_name!r}: use letters, digits, '-', '_' or '.' (e.g. 'grouped-any-limit1')"
+        )
+
+
+def _data_file(config_name: str, split: str) -> str:
+    return f"{config_name}/{split}-00000-of-00001.parquet"
+
+
+def _write_parquet(records: list[dict], *, kind: str, path: Path) -> None:
+    """Cast records to the kind's Features and write one parquet file with fixed writer settings."""
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    from sense_hub.formats import features
+
+    table = Dataset.from_list(records, features=features(kind)).data.table
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="snappy", row_group_size=10_000, write_statistics=True)
+    tmp.replace(path)
+
+
+def _read_parquet(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def read_card_metadata(repo_dir: str | Path) -> dict[str, Any]:
+    """The YAML metadata of `<repo_dir>/README.md` as a dict ({} when there is no README)."""
+    readme = Path(repo_dir) / README
+    if not readme.is_file():
+        return {}
+    from huggingface_hub import DatasetCard
+
+    return DatasetCard.load(readme).data.to_dict()
+
+
+def known_configs(repo_dir: str | Path) -> list[str]:
+    """The config names listed in the README `configs:` of a dataset repo folder."""
+    return [c["config_name"] for c in read_card_metadata(repo_dir).get("configs", []) or []]
+
+
+def _merge_configs(existing: list[dict], entry: dict) -> list[dict]:
+    merged, replaced = [], False
+    for config in existing:
+        if config.get("config_name") == entry["config_name"]:
+            merged.append(entry)
+            replaced = True
+        else:
+            merged.append(config)
+    if not replaced:
+        merged.append(entry)
+    return merged
+
+
+def _provenance(card: Mapping[str, Any] | None, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    card = dict(card or {})
+    models = card.get("models")
+    if models is None:
+        generators = sorted({str(r.get("generator", "")) for r in records} - {""})
+        models = generators[:20]
+    return {
+        "models": list(models),
+        "source": card.get("source", ""),
+        "parameters": dict(card.get("parameters", {})),
+        "command": card.get("command", ""),
+    }
+
+
+def write_dataset_repo(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    kind: str,
+    out_dir: str | Path,
+    config_name: str = "default",
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    card: Mapping[str, Any] | None = None,
+    source: str = "records",
+) -> Path:
+    """Write (or update one config of) a Hub dataset repo folder.
+
+    Args:
+        records: strong, weak or pairs records (see `sense_hub.formats`).
+        kind: "strong", "weak" or "pairs".
+        out_dir: the repo folder; earlier configs in it are kept.
+        config_name: the config to write ("default", or e.g. a pairs preset such as "grouped-any-limit1").
+        validation_fraction: share of databases held out for validation (split by `db_id`).
+        seed: split seed.
+        card: provenance for the card: `models` (list), `source` (str), `parameters` (dict), `command` (str),
+            and optionally `pretty_name`, `license`, `repo_id` (used in the card's usage snippet).
+        source: how to name the records in validation errors (e.g. the input file's path).
+
+    Returns:
+        `out_dir`.
+
+    Raises:
+        RecordError: a record lacks a field or has a wrong type (names the record and the field).
+        ValueError: no records, an invalid config name, or a folder holding another kind of data.
+    """
+    out_dir = Path(out_dir)
+    _check_config_name(config_name)
+    if kind not in COLUMNS:
+        raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(COLUMNS)}")
+    rows = validate_records(kind, records, source=source)
+    if not rows:
+        raise ValueError(f"{source}: no records to write; the {kind} dataset would be empty")
+    splits = split_by_database(rows, validation_fraction=validation_fraction, seed=seed)
+
+    metadata = read_card_metadata(out_dir)
+    for name in [c["config_name"] for c in metadata.get("configs", []) or []]:
+        info_path = out_dir / name / BUILD_INFO
+        if name != config_name and info_path.is_file():
+            other = json.loads(info_path.read_text(encoding="utf-8")).get("kind")
+            if other != kind:
+                raise ValueError(
+                    f"{out_dir} holds {other} data (config {name!r}); write {kind} records to another folder"
+                )
+
+    config_dir = out_dir / config_name
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for stale in config_dir.glob("*.parquet"):
+        stale.unlink()
+    data_files = []
+    for split in SPLITS:
+        if splits[split]:
+            _write_parquet(splits[split], kind=kind, path=out_dir / _data_file(config_name, split))
+            data_files.append({"split": split, "path": _data_file(config_name, split)})
+    build_info = {
+        "kind": kind,
+        "config_name": config_name,
+        "provenance": _provenance(card, rows),
+        "split": {"by": "db_id", "validation_fraction": validation_fraction, "seed": seed},
+    }
+    (config_dir / BUILD_INFO).write_text(json.dumps(build_info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    configs = _merge_configs(
+        list(metadata.get("configs", []) or []), {"config_name": config_name, "data_files": data_files}
+    )
+    write_dataset_card(out_dir, kind=kind, configs=configs, metadata=metadata, card=card)
+    logger.info(
+        "wrote %s config %r to %s (%d train, %d validation records)",
+        kind,
+        config_name,
+        out_dir,
+        len(splits["train"]),
+        len(splits["validation"]),
+    )
+    return out_dir
+
+
+def write_dataset_card(
+    out_dir: Path,
+    *,
+    kind: str,
+    configs: list[dict],
+    metadata: Mapping[str, Any] | None = None,
+    card: Mapping[str, Any] | None = None,
+) -> Path:
+    """(Re)write README.md and the statistics plots of every config present in `out_dir`."""
+    card = dict(card or {})
+    sections = []
+    for config in configs:
+        name = config["config_name"]
+        splits: dict[str, list[dict]] = {}
+        data_files = config.get("data_files", [])
+        if isinstance(data_files, str):
+            data_files = [{"split": "train", "path": data_files}]
+        for entry in data_files:
+            paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+            files = [out_dir / p for p in paths]
+            if not all(f.is_file() for f in files):
+                logger.warning(
+                    "config %r: data files %s are not in %s; left out of the card body", name, paths, out_dir
+                )
+                splits = {}
+                break
+            splits[entry["split"]] = [row for f in files for row in _read_parquet(f)]
+        if not splits:
+            continue
+        info_path = out_dir / name / BUILD_INFO
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+        stats = cards.config_statistics(kind, splits)
+        plot = f"statistics-{name}.png"
+        cards.render_statistics_plot(stats, path=out_dir / plot, title=f"{kind} / {name}")
+        sections.append(
+            {
+                "name": name,
+                "stats": stats,
+                "plot": plot,
+                "provenance": info.get("provenance", _provenance({}, [])),
+                "split": info.get("split", {"validation_fraction": "?", "seed": "?"}),
+            }
+        )
+    metadata = dict(metadata or {})
+    text = cards.dataset_card(
+        kind=kind,
+        configs=configs,
+        sections=sections,
+        repo_id=card.get("repo_id"),
+        pretty_name=card.get("pretty_name") or metadata.get("pretty_name"),
+        license=card.get("license") or metadata.get("license") or cards.DEFAULT_DATASET_LICENSE,
+        metadata=metadata,
+    )
+    readme = out_dir / README
+    readme.write_text(text, encoding="utf-8")
+    return readme
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def load_local(repo_dir: str | Path, config_name: str, *, split: str | None = None):
+    """`datasets.load_dataset` on a local dataset repo folder, with a clear error for an unknown config.
+
+    Raises:
+        DatasetRepoError: no README.md with `configs:` in `repo_dir`, or `config_name` is not one of them.
+    """
+    repo_dir = Path(repo_dir)
+    if not (repo_dir / README).is_file():
+        raise DatasetRepoError(
+            f"{repo_dir} is not a dataset repo folder: no {README} (write one with write_dataset_repo)"
+        )
+    names = known_configs(repo_dir)
+    if config_name not in names:
+        raise DatasetRepoError(f"unknown config {config_name!r} in {repo_dir}; known configs: {names}")
+    from datasets import load_dataset
+
+    return load_dataset(str(repo_dir), config_name, split=split)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pushing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def check_repo_id(repo_id: str) -> str:
+    """Validate a Hub repo id of the form ORG/NAME before any network call.
+
+    Raises:
+        ValueError: the id is not `namespace/name` with allowed characters.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"invalid Hub repo id {repo_id!r}: {err} Use the form ORG/NAME, e.g. 'sense/pairs'.") from err
+    if repo_id.count("/") != 1:
+        raise ValueError(f"invalid Hub repo id {repo_id!r}: use the form ORG/NAME, e.g. 'sense/pairs'")
+    return repo_id
+
+
+def _local_files(local_dir: Path) -> list[str]:
+    return sorted(
+        p.relative_to(local_dir).as_posix()
+        for p in local_dir.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(local_dir).parts)
+    )
+
+
+def _merge_remote_readme(api, *, repo_id: str, revision: str, local_readme: str) -> str:
+    """Keep configs that exist only on the remote in the README's `configs:` (never wipe earlier configs)."""
+    from huggingface_hub import DatasetCard
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        remote_path = api.hf_hub_download(repo_id, README, repo_type="dataset", revision=revision)
+    except EntryNotFoundError:
+        return local_readme
+    remote_configs = DatasetCard.load(remote_path).data.to_dict().get("configs", []) or []
+    local = DatasetCard(local_readme)
+    local_configs = list(getattr(local.data, "configs", None) or [])
+    names = {c["config_name"] for c in local_configs}
+    extra = [c for c in remote_configs if c.get("config_name") not in names]
+    if not extra:
+        return local_readme
+    local.data.configs = local_configs + extra
+    logger.info("kept remote-only configs %s in %s", [c["config_name"] for c in extra], repo_id)
+    return str(local)
+
+
+def push_dataset_repo(
+    local_dir: str | Path,
+    *,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Push a dataset repo folder to the Hub in one atomic commit.
+
+    Unchanged files are not re-uploaded, and when nothing changed no commit is made. Files under the pushed
+    configs' folders that are no longer local are deleted remotely; configs that exist only remotely are kept
+    (files and their `configs:` entry). A failed upload or commit leaves the remote repo as it was.
+
+    Args:
+        local_dir: a folder written by `write_dataset_repo`.
+        repo_id: `ORG/NAME`.
+        private: create the repo private (an existing repo keeps its visibility).
+        revision: the branch to push to (created from main when missing); default main.
+        commit_message: default "Update <configs> with sense-hub".
+
+    Returns:
+        The commit id the remote branch points to after the push.
+
+    Raises:
+        ValueError: invalid repo id (before any network call) or a folder without README.md.
+    """
+    check_repo_id(repo_id)
+    local_dir = Path(local_dir)
+    if not (local_dir / README).is_file():
+        raise DatasetRepoError(
+            f"{local_dir} is not a dataset repo folder: no {README} (write it with write_dataset_repo)"
+        )
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    branch = revision or "main"
+    if revision is not None and revision != "main":
+        api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
+    remote_files = set(api.list_repo_files(repo_id, repo_type="dataset", revision=branch))
+
+    local_files = _local_files(local_dir)
+    readme = (local_dir / README).read_text(encoding="utf-8")
+    if README in remote_files:
+        readme = _merge_remote_readme(api, repo_id=repo_id, revision=branch, local_readme=readme)
+    local_configs = {path.split("/", 1)[0] for path in local_files if "/" in path}
+    operations: list = []
+    for path in local_files:
+        content = readme.encode("utf-8") if path == README else local_dir / path
+        operations.append(CommitOperationAdd(path_in_repo=path, path_or_fileobj=content))
+    for path in sorted(remote_files - set(local_files)):
+        if "/" in path and path.split("/", 1)[0] in local_configs:
+            operations.append(CommitOperationDelete(path_in_repo=path))
+    message = commit_message or f"Update {', '.join(sorted(local_configs)) or 'dataset'} with sense-hub"
+    info = api.create_commit(
+        repo_id, repo_type="dataset", operations=operations, commit_message=message, revision=branch
+    )
+    logger.info("pushed %s to %s@%s: %s", local_dir, repo_id, branch, info.oid)
+    return info.oid
+
+
+def push_model_folder(
+    local_dir: str | Path,
+    *,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Push a model folder (weights, tokenizer, README.md card) to the Hub in one commit.
+
+    Training checkpoints (`checkpoint-*/`) and hidden files are left out. Unchanged files are not re-uploaded;
+    when nothing changed no commit is made.
+
+    Returns:
+        The commit id the remote branch points to after the push.
+
+    Raises:
+        ValueError: invalid repo id (before any network call) or `local_dir` is not a folder.
+    """
+    check_repo_id(repo_id)
+    local_dir = Path(local_dir)
+    if not local_dir.is_dir():
+        raise ValueError(f"model folder {local_dir} does not exist")
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    branch = revision or "main"
+    if revision is not None and revision != "main":
+        api.create_branch(repo_id, repo_type="model", branch=revision, exist_ok=True)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=local_dir,
+        repo_type="model",
+        revision=branch,
+        commit_message=commit_message or "Upload model with sense-hub",
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", ".*", "**/.*", "runs/**"],
+    )
+    logger.info("pushed %s to %s@%s: %s", local_dir, repo_id, branch, info.oid)
+    return info.oid
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The build scripts' logic (dataset_scripts/build_{strong,weak,pairs}.py)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def tree_digest(repo_dir: str | Path) -> str:
+    """sha256 over every file's relative path and bytes: equal digests mean byte-identical folders."""
+    repo_dir = Path(repo_dir)
+    digest = hashlib.sha256()
+    for path in _local_files(repo_dir):
+        digest.update(path.encode() + b"\0" + hashlib.sha256((repo_dir / path).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def build_dataset(
+    kind: str,
+    *,
+    input_path: str | Path,
+    output_dir: str | Path,
+    config_name: str | None = None,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    push_to_hub: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    preset: str | None = None,
+    db_root: str | Path | None = None,
+    command: str | None = None,
+    card: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Read records, write the dataset repo folder (one config), and optionally push it.
+
+    For `kind="pairs"`, the input may be pairs records (published as they are) or labelled weak records, which
+    are turned into pairs with `sense_hub.pairs.build_pairs` and the preset `preset` (the config name defaults
+    to the preset's name).
+
+    Args:
+        kind: "strong", "weak" or "pairs".
+        input_path: the records JSONL.
+        output_dir: the dataset repo folder.
+        config_name: default "default" (or the preset name for pairs built from weak records).
+        validation_fraction, seed: the by-database split.
+        push_to_hub: `ORG/NAME` to push to after writing.
+        private, revision: see `push_dataset_repo`.
+        preset: a `sense_hub.pairs.PRESETS` name (pairs from weak records only).
+        db_root: the databases folder (`<db_id>/<db_id>.sqlite`), needed to build pairs' prompts.
+        command: the command line recorded in the card (default: this process's argv).
+        card: extra card fields (`models`, `source`, `parameters`, `pretty_name`, `license`).
+
+    Returns:
+        `{"output_dir", "config_name", "records", "commit"}` (commit is None without `push_to_hub`).
+
+    Raises:
+        ValueError: bad arguments or records (naming the file, record and field).
+    """
+    if push_to_hub is not None:
+        check_repo_id(push_to_hub)  # fail before doing any work
+    input_path = Path(input_path)
+    records = read_jsonl(input_path)
+    if not records:
+        raise ValueError(f"{input_path}: no records")
+    card = dict(card or {})
+    parameters = dict(card.get("parameters", {}))
+    if kind == "pairs" and detect_kind(records[0]) == "weak":
+        if preset is None:
+            raise ValueError(f"{input_path} holds weak records: pass --preset (a pairs preset) to build pairs")
+        if db_root is None:
+            raise ValueError("building pairs from weak records needs --db-root (the databases folder)")
+        from sense_hub.pairs import PRESETS, build_pairs
+
+        if preset not in PRESETS:
+            raise ValueError(f"unknown pairs preset {preset!r}; known presets: {sorted(PRESETS)}")
+        weak = validate_records("weak", records, source=str(input_path))
+        records, pair_stats = build_pairs(weak, config=PRESETS[preset], db_root=Path(db_root))
+        parameters.update({"preset": preset, **dataclasses.asdict(PRESETS[preset])})
+        card.setdefault("models", sorted({r["generator"] for r in weak}))
+        logger.info("built %d pairs from %d weak records (%s)", len(records), len(weak), pair_stats)
+        config_name = config_name or preset
+    elif preset is not None and kind == "pairs":
+        logger.warning("%s already holds pairs: --preset %s is ignored", input_path, preset)
+    config_name = config_name or "default"
+    parameters.update({"validation_fraction": validation_fraction, "seed": seed})
+    card["parameters"] = parameters
+    card.setdefault("source", input_path.name)
+    card["command"] = command if command is not None else " ".join(shlex.quote(a) for a in sys.argv)
+    if push_to_hub is not None:
+        card.setdefault("repo_id", push_to_hub)
+    write_dataset_repo(
+        records,
+        kind=kind,
+        out_dir=output_dir,
+        config_name=config_name,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        card=card,
+        source=str(input_path),
+    )
+    commit = None
+    if push_to_hub is not None:
+        commit = push_dataset_repo(output_dir, repo_id=push_to_hub, private=private, revision=revision)
+    return {"output_dir": str(output_dir), "config_name": config_name, "records": len(records), "commit": commit}
