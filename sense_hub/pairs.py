@@ -1,0 +1,354 @@
+"""Preference pairs from execution-labelled weak samples (SENSE §3.2), in TRL's conversational format.
+
+For each question the labelled candidates (`formats.WEAK_COLUMNS`) split into
+
+- **positives**: candidates whose result equals the gold result (`correct`), plus the gold SQL itself when
+  `keep_gold` is set (listed first);
+- **negatives**: the other candidates, filtered by `neg_filter` (`"all"`, or `"exec_only"`: only SQL that ran
+  and returned a wrong result, no errors), and never records labelled against a broken gold (`gold_error`).
+
+With `dedup`, candidates whose normalized SQL repeats are dropped (see `normalize_sql`). Then at most
+`neg_limit` negatives are drawn (seeded, per question), and the k-th drawn negative is paired with the k-th
+positive of a seeded shuffle of the positives (cycling), so pairs spread over the distinct correct answers.
+Questions without a positive or without a negative give no pair and are counted. Everything is one pass over
+the records plus one pass over the questions: linear time, prompts built once per question.
+
+Each pair is `prompt` (the chat messages of `prompts.prompt_for_database`), `chosen` / `rejected`
+(`[{"role": "assistant", "content": sql}]`) and provenance (`db_id`, `question_id`, `question`,
+`chosen_source`, `rejected_error`) — exactly `formats.PAIRS_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sense_hub.formats import PAIRS_COLUMNS, RecordError, validate_record
+
+logger = logging.getLogger(__name__)
+
+NEG_FILTERS = ("all", "exec_only")
+
+PromptFn = Callable[[str, str, str], list]
+"""`prompt_fn(question, db_id, evidence) -> chat messages`; replaces the database-backed default."""
+
+
+@dataclass
+class PairConfig:
+    """The SENSE pair-construction knobs.
+
+    Args:
+        dedup: drop candidates whose normalized SQL (`normalize_sql`) repeats within a question.
+        neg_filter: `"all"` keeps every incorrect candidate; `"exec_only"` keeps only those that executed and
+            returned a wrong result (no syntax, runtime or timeout errors).
+        keep_gold: add the gold SQL as a chosen candidate (so questions with no correct sample still pair).
+        neg_limit: negatives (= pairs) per question; `None` keeps all.
+        seed: seeds which negatives are drawn and which positive each is paired with.
+    """
+
+    dedup: bool = True
+    neg_filter: str = "all"
+    keep_gold: bool = False
+    neg_limit: int | None = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.neg_filter not in NEG_FILTERS:
+            raise ValueError(f"`neg_filter` must be one of {NEG_FILTERS}, got {self.neg_filter!r}")
+        if self.neg_limit is not None and (isinstance(self.neg_limit, bool) or self.neg_limit < 1):
+            raise ValueError(f"`neg_limit` must be a positive integer or None (all), got {self.neg_limit!r}")
+
+
+PRESETS: dict[str, PairConfig] = {
+    "grouped-any-limit1": PairConfig(dedup=True, neg_filter="all", keep_gold=False, neg_limit=1),
+    "grouped-any-limit3": PairConfig(dedup=True, neg_filter="all", keep_gold=False, neg_limit=3),
+    "grouped-any-all": PairConfig(dedup=True, neg_filter="all", keep_gold=False, neg_limit=None),
+    "grouped-exec-limit1": PairConfig(dedup=True, neg_filter="exec_only", keep_gold=False, neg_limit=1),
+    "grouped-exec-limit3": PairConfig(dedup=True, neg_filter="exec_only", keep_gold=False, neg_limit=3),
+    "keep-gold-limit1": PairConfig(dedup=True, neg_filter="all", keep_gold=True, neg_limit=1),
+    "keep-gold-exec-limit1": PairConfig(dedup=True, neg_filter="exec_only", keep_gold=True, neg_limit=1),
+    "raw-any-all": PairConfig(dedup=False, neg_filter="all", keep_gold=False, neg_limit=None),
+}
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\w+|[^\s\w]")
+_WORD = re.compile(r"\w+|[^\s\w]")
+
+
+def normalize_sql(sql: str) -> str:
+    """The dedup key of a query: case, whitespace and a trailing `;` do not matter; quoted text does.
+
+    The query is split into tokens (quoted text, words, single punctuation characters) joined by one space;
+    tokens outside quotes are lower-cased, `'literals'`, `"identifiers"` and `` `names` `` are kept as
+    written. So `SELECT  name FROM T WHERE a = 'X'` and `select name from t where a='X';` are one candidate,
+    `... a = 'x'` another. Deliberately syntactic (no sqlglot round trip) so a million candidates normalize in
+    seconds; semantically equal but differently written queries (`a = 1` / `1 = a`) stay distinct.
+    """
+    sql = sql.strip().rstrip(";")
+    if "'" not in sql and '"' not in sql and "`" not in sql:
+        return " ".join(_WORD.findall(sql.lower()))
+    return " ".join(t if t[0] in "'\"`" else t.lower() for t in _TOKEN.findall(sql))
+
+
+@dataclass
+class _Question:
+    db_id: str
+    question: str
+    evidence: str
+    gold_sql: str
+    candidates: list  # (sql, correct, error)
+
+
+def _group(weak_records: Iterable[Mapping[str, Any]]) -> dict[str, _Question]:
+    groups: dict[str, _Question] = {}
+    for i, rec in enumerate(weak_records, 1):
+        try:
+            qid = rec["question_id"]
+            group = groups.get(qid)
+            if group is None:
+                group = groups[qid] = _Question(rec["db_id"], rec["question"], rec["evidence"], rec["gold_sql"], [])
+            group.candidates.append((rec["sql"], rec["correct"], rec["error"]))
+        except KeyError as err:
+            raise RecordError(
+                f"weak record {i}: missing field {err.args[0]!r}; weak records need the WEAK_COLUMNS"
+            ) from err
+    return groups
+
+
+def _database_prompt_fn(db_root) -> PromptFn:
+    from sense_hub.benchmarks import as_db_roots, resolve_database
+    from sense_hub.prompts import prompt_for_database
+
+    roots = as_db_roots(db_root)
+
+    def prompt(question: str, db_id: str, evidence: str) -> list:
+        return prompt_for_database(question, resolve_database(roots, db_id), evidence=evidence)
+
+    return prompt
+
+
+def build_pairs(
+    weak_records: Iterable[Mapping[str, Any]],
+    *,
+    config: PairConfig,
+    db_root: str | Path | Sequence[str | Path] | None = None,
+    prompt_fn: PromptFn | None = None,
+) -> tuple[list[dict], dict]:
+    """Build (chosen, rejected) pairs from labelled weak records.
+
+    Args:
+        weak_records: records with `formats.WEAK_COLUMNS` (any order; grouped by `question_id`).
+        config: the knobs, e.g. `PRESETS["grouped-any-limit1"]`.
+        db_root: folder(s) holding `<db_id>/<db_id>.sqlite`, used to build each question's prompt.
+        prompt_fn: `prompt_fn(question, db_id, evidence) -> messages` instead of the database prompt (for
+            tests and benchmarks without databases).
+
+    Returns:
+        `(pairs, stats)`: pairs in `formats.PAIRS_COLUMNS`, in question order then draw order; stats counts
+        questions seen / with and without positives and negatives, candidates, negatives dropped by reason
+        (`duplicate`, `filtered:<error kind>`, `gold_error`, `over_limit`), positives dropped as duplicates,
+        questions whose database is missing, and pairs kept.
+
+    Raises:
+        RecordError: a record lacks a weak column.
+        ValueError: neither `db_root` nor `prompt_fn` given.
+    """
+    if prompt_fn is None:
+        if db_root is None:
+            raise ValueError("build_pairs needs `db_root` (to build prompts from the databases) or `prompt_fn`")
+        prompt_fn = _database_prompt_fn(db_root)
+    from sense_hub.databases import DatabaseError
+
+    groups = _group(weak_records)
+    dropped: Counter = Counter()
+    stats = Counter()
+    pairs: list[dict] = []
+    normalize = normalize_sql if config.dedup else None
+    for qid, q in groups.items():
+        stats["questions"] += 1
+        stats["candidates"] += len(q.candidates)
+        positives: list[tuple[str, str]] = []  # (sql, source)
+        negatives: list[tuple[str, str]] = []  # (sql, error)
+        seen_pos: set[str] = set()
+        seen_neg: set[str] = set()
+        if config.keep_gold:
+            positives.append((q.gold_sql, "gold"))
+            if normalize:
+                seen_pos.add(normalize(q.gold_sql))
+        for sql, correct, error in q.candidates:
+            if correct:
+                if normalize:
+                    key = normalize(sql)
+                    if key in seen_pos:
+                        dropped["positive_duplicate"] += 1
+                        continue
+                    seen_pos.add(key)
+                positives.append((sql, "sample"))
+                continue
+            error = error or "wrong_result"
+            if error == "gold_error":
+                dropped["gold_error"] += 1
+                continue
+            if config.neg_filter == "exec_only" and error != "wrong_result":
+                dropped[f"filtered:{error}"] += 1
+                continue
+            if normalize:
+                key = normalize(sql)
+                if key in seen_neg:
+                    dropped["duplicate"] += 1
+                    continue
+                seen_neg.add(key)
+            negatives.append((sql, error))
+        stats["questions_with_positive" if positives else "questions_without_positive"] += 1
+        stats["questions_with_negative" if negatives else "questions_without_negative"] += 1
+        if not positives or not negatives:
+            continue
+        rng = random.Random(f"{config.seed}:{qid}")
+        if config.neg_limit is not None and len(negatives) > config.neg_limit:
+            dropped["over_limit"] += len(negatives) - config.neg_limit
+            negatives = [negatives[i] for i in sorted(rng.sample(range(len(negatives)), config.neg_limit))]
+        order = list(range(len(positives)))
+        rng.shuffle(order)
+        try:
+            prompt = prompt_fn(q.question, q.db_id, q.evidence)
+        except DatabaseError as err:
+            logger.warning("question %s: no prompt (%s); its pairs are dropped", qid, err)
+            stats["questions_missing_db"] += 1
+            continue
+        stats["questions_paired"] += 1
+        for k, (neg_sql, neg_error) in enumerate(negatives):
+            pos_sql, source = positives[order[k % len(order)]]
+            pairs.append(
+                {
+                    "prompt": prompt,
+                    "chosen": [{"role": "assistant", "content": pos_sql}],
+                    "rejected": [{"role": "assistant", "content": neg_sql}],
+                    "db_id": q.db_id,
+                    "question_id": qid,
+                    "question": q.question,
+                    "chosen_source": source,
+                    "rejected_error": neg_error,
+                }
+            )
+    summary = {
+        "config": asdict(config),
+        "questions": stats["questions"],
+        "candidates": stats["candidates"],
+        "questions_with_positive": stats["questions_with_positive"],
+        "questions_without_positive": stats["questions_without_positive"],
+        "questions_with_negative": stats["questions_with_negative"],
+        "questions_without_negative": stats["questions_without_negative"],
+        "questions_missing_db": stats["questions_missing_db"],
+        "questions_paired": stats["questions_paired"],
+        "positives_dropped_duplicate": dropped.pop("positive_duplicate", 0),
+        "negatives_dropped": dict(sorted(dropped.items())),
+        "pairs": len(pairs),
+    }
+    return pairs, summary
+
+
+def read_weak_records(path: str | Path) -> Iterable[dict]:
+    """Yield weak records from a JSONL file, each checked against `formats.WEAK_COLUMNS`.
+
+    Raises:
+        RecordError: a line that is not JSON or lacks a column (the message names the file and line).
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise RecordError(f"{path} line {lineno}: not valid JSON ({err})") from err
+            yield validate_record("weak", record, where=f"{path} line {lineno}")
+
+
+def write_pairs(pairs: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write pairs as JSONL (columns in `formats.PAIRS_COLUMNS` order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for pair in pairs:
+            fh.write(json.dumps({k: pair[k] for k in PAIRS_COLUMNS}, ensure_ascii=False) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI: sense-hub pairs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _neg_limit(value: str) -> int | None:
+    if value.lower() in ("all", "none"):
+        return None
+    try:
+        limit = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}") from None
+    if limit < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
+    return limit
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weak", required=True, type=Path, help="Weak records JSONL (from `sense-hub sample`).")
+    parser.add_argument(
+        "--db-root",
+        action="append",
+        type=Path,
+        required=True,
+        help="Folder with <db_id>/<db_id>.sqlite for the prompts (repeat to search several).",
+    )
+    parser.add_argument(
+        "--preset",
+        default="grouped-any-limit1",
+        choices=sorted(PRESETS),
+        help="Named knob setting (default: %(default)s).",
+    )
+    parser.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=None, help="Override the preset.")
+    parser.add_argument("--neg-filter", choices=NEG_FILTERS, default=None, help="Override the preset.")
+    parser.add_argument(
+        "--keep-gold", action=argparse.BooleanOptionalAction, default=None, help="Override the preset."
+    )
+    parser.add_argument(
+        "--neg-limit",
+        type=_neg_limit,
+        default=argparse.SUPPRESS,
+        help="Negatives per question, or 'all' (default: the preset's).",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="Override the preset's seed.")
+    parser.add_argument("--output", required=True, type=Path, help="Pairs JSONL to write.")
+    parser.add_argument("--stats", type=Path, default=None, help="Also write the statistics JSON here.")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    config = PRESETS[args.preset]
+    overrides = {
+        "dedup": args.dedup,
+        "neg_filter": args.neg_filter,
+        "keep_gold": args.keep_gold,
+        "seed": args.seed,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if hasattr(args, "neg_limit"):
+        config = replace(config, neg_limit=args.neg_limit)
+    if not args.weak.is_file():
+        raise SystemExit(f"sense-hub pairs: --weak {args.weak}: no such file")
+    pairs, stats = build_pairs(read_weak_records(args.weak), config=config, db_root=args.db_root)
+    write_pairs(pairs, args.output)
+    stats["output"] = str(args.output)
+    if args.stats:
+        args.stats.parent.mkdir(parents=True, exist_ok=True)
+        args.stats.write_text(json.dumps(stats, indent=2) + "\n")
+    sys.stdout.write(json.dumps(stats) + "\n")
+    return 0

@@ -1,0 +1,695 @@
+"""Weak-model sampling (`sense-hub sample`) and benchmark predictions (`sense-hub predict`).
+
+`sample_candidates` asks a generator for `n` SQL candidates per question, executes each against the question's
+database and labels it against the gold result (`evaluation.judge`, metric `strict` by default) into weak
+records (`formats.WEAK_COLUMNS`). `predict` writes one prediction per question — greedy, or the winner of an
+execution-based majority vote over `n` samples (self-consistency) — as the JSONL `sense-hub eval` reads.
+
+Both are resumable. Questions are processed in fixed chunks of `chunk_size` (by position in the example list);
+each chunk's records are appended with one write, `flush` and `fsync`. A sidecar `<output>.manifest.json` holds
+the arguments. On restart with the same arguments the file is read back, a torn last line is dropped, chunks
+that are not complete are removed and redone from the start, and complete chunks are skipped: nothing is lost
+or duplicated, and with a local model the result is the same as an uninterrupted run (each chunk has its own
+seed). Restarting with other generation arguments is refused with an error naming what differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sense_hub.benchmarks import BENCHMARKS, Example, as_db_roots, resolve_database
+from sense_hub.formats import WEAK_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("question_id", "db_id", "question", "gold", "pred")
+"""The fields `predict` writes (what `sense-hub eval` reads), plus `votes` and `candidates` when n > 1."""
+
+_MANIFEST_VERSION = 1
+
+
+class ResumeError(ValueError):
+    """An output file was started with other arguments, or holds records that contradict the examples."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resumable chunked JSONL
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def manifest_path(output: str | Path) -> Path:
+    """The sidecar file holding the arguments a resumable output was started with."""
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")
+
+
+def _read_complete_lines(path: Path) -> tuple[list[dict], bool]:
+    """Records of a JSONL file and whether its last line was torn (cut short by a kill; it is left out)."""
+    if not path.exists():
+        return [], False
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines[-1].strip() != b""  # bytes after the last newline: a partial write
+    records = []
+    for lineno, raw in enumerate(lines[:-1], 1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(json.loads(raw))
+        except json.JSONDecodeError as err:
+            raise ResumeError(f"{path} line {lineno}: not valid JSON ({err}); it is not a sense-hub output") from err
+    if torn:
+        logger.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(lines[-1]))
+    return records, torn
+
+
+class _ChunkedOutput:
+    """Append-only JSONL written in question chunks, with a manifest guard and resume."""
+
+    def __init__(self, path: Path, manifest: dict) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _check_manifest(self) -> None:
+        mpath = manifest_path(self.path)
+        if mpath.exists():
+            old = json.loads(mpath.read_text())
+            diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in self.manifest.items() if old.get(k) != v]
+            if diffs:
+                raise ResumeError(
+                    f"{self.path} was started with other arguments ({'; '.join(diffs)}). Rerun with the same "
+                    f"arguments to resume, or choose another --output (or delete {self.path} and {mpath})."
+                )
+        elif self.path.exists() and self.path.stat().st_size > 0:
+            raise ResumeError(
+                f"{self.path} exists but has no {mpath.name}, so it was not started by this command; "
+                "choose another --output or delete the file."
+            )
+        else:
+            tmp = mpath.with_name(mpath.name + ".tmp")
+            tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
+            os.replace(tmp, mpath)
+
+    def load(
+        self,
+        *,
+        complete: Callable[[list[dict]], bool],
+        chunk_of: Mapping[str, int],
+        chunk_sizes: Mapping[int, int],
+    ) -> dict[str, list[dict]]:
+        """Check the manifest, read what is there, and keep only the chunks that are complete.
+
+        Records of questions outside this run (`chunk_of` lacks them) stay in the file but are not returned.
+        Incomplete chunks (a run killed mid-chunk) are removed from the file, so they are redone whole.
+
+        Returns:
+            question_id -> its records, for the questions of complete chunks.
+        """
+        self._check_manifest()
+        records, torn = _read_complete_lines(self.path)
+        by_question: dict[str, list[dict]] = {}
+        for rec in records:
+            by_question.setdefault(rec["question_id"], []).append(rec)
+        by_chunk: dict[int, list[str]] = {}
+        foreign: set[str] = set()
+        for qid in by_question:
+            if qid in chunk_of:
+                by_chunk.setdefault(chunk_of[qid], []).append(qid)
+            else:
+                foreign.add(qid)
+        kept: dict[str, list[dict]] = {}
+        for chunk, qids in by_chunk.items():
+            if len(qids) == chunk_sizes[chunk] and all(complete(by_question[q]) for q in qids):
+                kept.update((q, by_question[q]) for q in qids)
+        n_kept = sum(len(v) for v in kept.values()) + sum(len(by_question[q]) for q in foreign)
+        if torn or n_kept < len(records):
+            if n_kept < len(records):
+                logger.warning("%s: redoing %d records of unfinished chunks", self.path, len(records) - n_kept)
+            keep_ids = set(kept) | foreign
+            self._rewrite([r for r in records if r["question_id"] in keep_ids])
+        return kept
+
+    def _rewrite(self, records: list[dict]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def append(self, records: list[dict]) -> None:
+        """Append records with one write, then flush and fsync (durable before the next chunk starts)."""
+        if not records:
+            return
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _usable(examples: Sequence[Example], db_root, *, skip_problems: bool) -> list[tuple[Example, Path]]:
+    from sense_hub.databases import DatabaseError
+
+    roots = as_db_roots(db_root)
+    usable, missing, broken = [], Counter(), 0
+    seen: set[str] = set()
+    for ex in examples:
+        if ex.question_id in seen:
+            raise ValueError(f"question id {ex.question_id!r} repeats; ids must be unique to resume safely")
+        seen.add(ex.question_id)
+        if skip_problems and getattr(ex, "problem", ""):
+            broken += 1
+            continue
+        try:
+            usable.append((ex, resolve_database(roots, ex.db_id)))
+        except DatabaseError:
+            missing[ex.db_id] += 1
+    if missing:
+        logger.warning(
+            "skipping %d questions whose database is missing under %s: %s",
+            sum(missing.values()),
+            ", ".join(map(str, roots)),
+            ", ".join(f"{db} ({k})" for db, k in sorted(missing.items())),
+        )
+    if broken:
+        logger.warning("skipping %d questions whose gold SQL is broken (see the loader's problems)", broken)
+    return usable
+
+
+def _chunk_seed(seed: int, chunk: int) -> int:
+    return (seed * 1_000_003 + chunk) % (2**31 - 1)
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="question",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not enabled,
+    )
+
+
+def _run_chunks(
+    *,
+    items: list[tuple[Example, Path]],
+    output: Path,
+    manifest: dict,
+    chunk_size: int,
+    per_question: Callable[[list[dict]], bool],
+    process: Callable[[list[tuple[Example, Path]], int], list[dict]],
+    desc: str,
+    progress: bool,
+) -> list[dict]:
+    chunk_of = {ex.question_id: i // chunk_size for i, (ex, _) in enumerate(items)}
+    sizes = Counter(chunk_of.values())
+    out = _ChunkedOutput(output, manifest)
+    done = out.load(complete=per_question, chunk_of=chunk_of, chunk_sizes=sizes)
+    for ex, _ in items:
+        recs = done.get(ex.question_id)
+        if recs and (recs[0].get("gold_sql", recs[0].get("gold")) != ex.sql or recs[0]["question"] != ex.question):
+            raise ResumeError(
+                f"{output} holds question {ex.question_id!r} with another question or gold SQL; the examples "
+                "changed since the run started. Choose another --output."
+            )
+    bar = _progress(len(items), sum(1 for ex, _ in items if ex.question_id in done), desc, progress)
+    try:
+        for start in range(0, len(items), chunk_size):
+            chunk = items[start : start + chunk_size]
+            if all(ex.question_id in done for ex, _ in chunk):
+                continue
+            records = process(chunk, start // chunk_size)
+            out.append(records)
+            for rec in records:
+                done.setdefault(rec["question_id"], []).append(rec)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    return [rec for ex, _ in items for rec in done.get(ex.question_id, [])]
+
+
+def _prompts(chunk: list[tuple[Example, Path]]) -> list[list[dict]]:
+    from sense_hub.prompts import prompt_for_database
+
+    return [prompt_for_database(ex.question, db_path, evidence=ex.evidence) for ex, db_path in chunk]
+
+
+def _generate(generator, prompts, *, n, temperature, top_p, max_new_tokens, seed) -> list[list[str]]:
+    from sense_hub.generation import GenerationConfig
+    from sense_hub.prompts import extract_sql
+
+    config = GenerationConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+    completions = generator.generate(prompts, config)
+    if len(completions) != len(prompts) or any(len(c) != n for c in completions):
+        raise RuntimeError(
+            f"generator {getattr(generator, 'name', generator)!r} returned {[len(c) for c in completions]} "
+            f"completions for {len(prompts)} prompts; expected {n} each"
+        )
+    return [[extract_sql(text) for text in texts] for texts in completions]
+
+
+def _generator_name(generator) -> str:
+    return str(getattr(generator, "name", type(generator).__name__))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sample
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def sample_candidates(
+    examples: Sequence[Example],
+    generator,
+    *,
+    db_root: str | Path | Sequence[str | Path],
+    n: int,
+    output: str | Path,
+    temperature: float = 0.8,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    metric: str = "strict",
+    seed: int = 0,
+    chunk_size: int = 8,
+    timeout: float = 30.0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Sample `n` SQL candidates per question and label each by execution against the gold SQL.
+
+    Args:
+        examples: the questions (`benchmarks.Example`); those with a broken gold (`problem`) or a missing
+            database are skipped with a warning.
+        generator: a `generation.Generator` (`load_generator(...)`).
+        db_root: folder(s) holding `<db_id>/<db_id>.sqlite`, searched in order.
+        n: candidates per question.
+        output: the weak-records JSONL; resumed when it exists with the same arguments.
+        temperature: sampling temperature (0 = greedy, then the n candidates are identical).
+        top_p: nucleus sampling mass.
+        max_new_tokens: the most tokens per candidate.
+        metric: the labelling metric ("strict", "spider", "bird"; see `sense_hub.matching`).
+        seed: the base seed; chunk k generates with a seed derived from (seed, k).
+        chunk_size: questions per generate call and per durable append.
+        timeout: seconds per query when labelling.
+        workers: execution worker processes (see `evaluation.judge`).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        The weak records (`formats.WEAK_COLUMNS`) of every usable example, in example order then sample
+        order: `status` is "ok" or the execution error kind; `error` is None when correct, "wrong_result" when
+        it executed with another result, else the error kind ("gold_error" when the gold query fails).
+
+    Raises:
+        ResumeError: `output` was started with other arguments or other examples.
+    """
+    from sense_hub.evaluation import judge
+
+    if n < 1:
+        raise ValueError(f"`n` must be at least 1, got {n}")
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be at least 1, got {chunk_size}")
+    name = _generator_name(generator)
+    items = _usable(examples, db_root, skip_problems=True)
+    manifest = {
+        "version": _MANIFEST_VERSION,
+        "kind": "weak",
+        "generator": name,
+        "n": n,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "metric": metric,
+        "seed": seed,
+        "chunk_size": chunk_size,
+    }
+
+    def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
+        sqls = _generate(
+            generator,
+            _prompts(chunk),
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=_chunk_seed(seed, index),
+        )
+        judged = judge(
+            [(db_path, ex.sql, sql) for (ex, db_path), cands in zip(chunk, sqls, strict=True) for sql in cands],
+            metric=metric,
+            timeout=timeout,
+            workers=workers,
+        )
+        verdicts = iter(judged)
+        records = []
+        for (ex, _), cands in zip(chunk, sqls, strict=True):
+            for k, sql in enumerate(cands):
+                v = next(verdicts)
+                executed = v.pred is not None and v.pred.ok
+                if v.correct:
+                    error = None
+                elif v.error is None:
+                    error = "wrong_result"
+                else:
+                    error = v.error
+                records.append(
+                    {
+                        "question_id": ex.question_id,
+                        "db_id": ex.db_id,
+                        "question": ex.question,
+                        "evidence": ex.evidence,
+                        "gold_sql": ex.sql,
+                        "sql": sql,
+                        "sample_index": k,
+                        "generator": name,
+                        "status": "ok" if executed else (v.pred.error if v.pred is not None else v.error),
+                        "correct": bool(v.correct),
+                        "error": error,
+                    }
+                )
+        return records
+
+    return _run_chunks(
+        items=items,
+        output=Path(output),
+        manifest=manifest,
+        chunk_size=chunk_size,
+        per_question=lambda recs: sorted(r["sample_index"] for r in recs) == list(range(n)),
+        process=process,
+        desc="sampling",
+        progress=progress,
+    )
+
+
+def weak_stats(records: Sequence[dict]) -> dict:
+    """Counts of a weak-record list: questions, candidates, fraction correct / executing, error kinds."""
+    n = len(records)
+    questions = {r["question_id"] for r in records}
+    solved = {r["question_id"] for r in records if r["correct"]}
+    return {
+        "questions": len(questions),
+        "candidates": n,
+        "correct": sum(r["correct"] for r in records),
+        "fraction_correct": round(sum(r["correct"] for r in records) / n, 4) if n else 0.0,
+        "fraction_executed": round(sum(r["status"] == "ok" for r in records) / n, 4) if n else 0.0,
+        "questions_with_correct": len(solved),
+        "distinct_sql_per_question": round(len({(r["question_id"], r["sql"]) for r in records}) / len(questions), 2)
+        if questions
+        else 0.0,
+        "errors": dict(sorted(Counter(r["error"] for r in records if r["error"]).items())),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# predict
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def majority_vote(results: Sequence, *, metric: str = "spider") -> tuple[int, int]:
+    """Self-consistency: the candidate whose execution result the most candidates share.
+
+    Candidates that did not execute successfully do not vote. Results are grouped with
+    `matching.results_match` (rows compared as bags, so row order does not split a group); the largest group
+    wins, a tie goes to the group whose first member comes first, and its first member is chosen.
+
+    Args:
+        results: one `execution.ExecutionResult` per candidate, in sample order.
+        metric: how results are compared ("spider", "bird", "strict").
+
+    Returns:
+        `(index of the chosen candidate, votes of its group)`; `(0, 0)` when no candidate executed.
+    """
+    from sense_hub.matching import results_match
+
+    groups: list[list[int]] = []  # member indices; groups[g][0] is the representative
+    for i, res in enumerate(results):
+        if not res.ok:
+            continue
+        for group in groups:
+            if results_match(results[group[0]], res, metric=metric, order_matters=False):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    if not groups:
+        return 0, 0
+    best = max(groups, key=lambda g: (len(g), -g[0]))
+    return best[0], len(best)
+
+
+def predict(
+    examples: Sequence[Example],
+    generator,
+    *,
+    db_root: str | Path | Sequence[str | Path],
+    output: str | Path,
+    n: int = 1,
+    temperature: float | None = None,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    seed: int = 0,
+    metric: str = "spider",
+    chunk_size: int = 8,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> list[dict]:
+    """Predict one SQL query per question: greedy (n=1) or the execution majority vote of n samples.
+
+    Args:
+        examples: the questions; those whose database is missing are skipped with a warning.
+        generator: a `generation.Generator`.
+        db_root: folder(s) holding `<db_id>/<db_id>.sqlite`.
+        output: the predictions JSONL (`question_id`, `db_id`, `question`, `gold`, `pred`, plus `votes` and
+            `candidates` when n > 1) that `sense-hub eval` reads; resumed like `sample_candidates`.
+        n: 1 for greedy decoding, more for self-consistency voting.
+        temperature: defaults to 0 (greedy) for n=1 and 0.8 otherwise.
+        top_p: nucleus sampling mass.
+        max_new_tokens: the most tokens per candidate.
+        seed: the base seed.
+        metric: how candidate results are grouped for the vote.
+        chunk_size: questions per generate call and per durable append.
+        timeout: seconds per candidate query when voting.
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        The prediction rows in example order.
+
+    Raises:
+        ResumeError: `output` was started with other arguments.
+    """
+    from sense_hub.execution import Executor
+
+    if n < 1:
+        raise ValueError(f"`n` must be at least 1, got {n}")
+    if temperature is None:
+        temperature = 0.0 if n == 1 else 0.8
+    name = _generator_name(generator)
+    items = _usable(examples, db_root, skip_problems=False)
+    manifest = {
+        "version": _MANIFEST_VERSION,
+        "kind": "predictions",
+        "generator": name,
+        "n": n,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "metric": metric,
+        "seed": seed,
+        "chunk_size": chunk_size,
+    }
+    vote = n > 1
+
+    def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
+        sqls = _generate(
+            generator,
+            _prompts(chunk),
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=_chunk_seed(seed, index),
+        )
+        if vote:
+            with Executor(timeout=timeout) as executor:
+                results = executor.map(
+                    [(db_path, sql) for (_, db_path), cands in zip(chunk, sqls, strict=True) for sql in cands]
+                )
+        rows = []
+        for q, ((ex, _), cands) in enumerate(zip(chunk, sqls, strict=True)):
+            row = {"question_id": ex.question_id, "db_id": ex.db_id, "question": ex.question, "gold": ex.sql}
+            if vote:
+                chosen, votes = majority_vote(results[q * n : (q + 1) * n], metric=metric)
+                row.update(pred=cands[chosen], votes=votes, candidates=cands)
+            else:
+                row["pred"] = cands[0]
+            rows.append(row)
+        return rows
+
+    return _run_chunks(
+        items=items,
+        output=Path(output),
+        manifest=manifest,
+        chunk_size=chunk_size,
+        per_question=lambda recs: len(recs) == 1,
+        process=process,
+        desc="predicting",
+        progress=progress,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI: sense-hub sample / sense-hub predict
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    command = parser.prog.split()[-1]
+    parser.set_defaults(_command=command)
+    sample = command == "sample"
+    src = parser.add_argument_group("questions")
+    src.add_argument("--benchmark", choices=BENCHMARKS, help="A benchmark in its published layout.")
+    src.add_argument(
+        "--data-root",
+        type=Path,
+        help="The benchmark's folder (e.g. data/spider) or a folder holding it (e.g. data, with data/spider).",
+    )
+    src.add_argument("--input", type=Path, help="Instead of a benchmark: JSON/JSONL with question, sql, db_id.")
+    src.add_argument(
+        "--db-root",
+        type=Path,
+        action="append",
+        help="Folder with <db_id>/<db_id>.sqlite (repeatable; default: the benchmark's database folders).",
+    )
+    src.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
+    gen = parser.add_argument_group("generation")
+    gen.add_argument("--model", default="embedded", help="'embedded', a model folder / Hub id, or a served name.")
+    gen.add_argument("--backend", choices=("transformers", "openai", "tgi"), default=None)
+    gen.add_argument("--base-url", default=None, help="Server URL for the openai (.../v1) and tgi backends.")
+    gen.add_argument("--api-key", default=None, help="Credential for remote backends.")
+    gen.add_argument(
+        "-n",
+        "--num-samples",
+        type=int,
+        default=8 if sample else 1,
+        help="Candidates per question (default: %(default)s).",
+    )
+    gen.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8 if sample else None,
+        help="Sampling temperature (default: 0.8" + ("" if sample else "; 0 = greedy when n is 1") + ").",
+    )
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--max-new-tokens", type=int, default=256)
+    gen.add_argument("--batch-size", type=int, default=8, help="Sequences generated together (local backend).")
+    gen.add_argument("--max-concurrency", type=int, default=8, help="Requests in flight (remote backends).")
+    gen.add_argument("--seed", type=int, default=0)
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--metric",
+        choices=("strict", "spider", "bird"),
+        default="strict" if sample else "spider",
+        help="Labelling metric" if sample else "How candidate results are grouped for the vote",
+    )
+    run.add_argument("--timeout", type=float, default=30.0, help="Seconds per query.")
+    run.add_argument("--chunk-size", type=int, default=8, help="Questions per generate call and durable append.")
+    run.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    run.add_argument("--output", type=Path, required=True, help="JSONL to write (resumed when it exists).")
+
+
+def find_benchmark_root(name: str, data_root: Path) -> Path:
+    """The benchmark's own folder, given either that folder or the folder that holds it (`../shared/data`)."""
+    folder = {"bird-mini-dev": "bird"}.get(name, name)
+    candidate = Path(data_root) / folder
+    return candidate if candidate.is_dir() else Path(data_root)
+
+
+def load_cli_examples(args: argparse.Namespace):
+    """The examples and database folders named by `--benchmark/--data-root` or `--input` (and `--db-root`)."""
+    from sense_hub.benchmarks import load_benchmark, load_examples
+
+    if bool(args.benchmark) == bool(args.input):
+        raise ValueError("give either --benchmark NAME --data-root DIR, or --input FILE")
+    if args.benchmark:
+        if args.data_root is None:
+            raise ValueError("--benchmark needs --data-root (the benchmark's folder, or the folder holding it)")
+        examples = load_benchmark(args.benchmark, root=find_benchmark_root(args.benchmark, args.data_root))
+    else:
+        examples = load_examples(args.input)
+    db_roots = args.db_root or examples.db_roots
+    if not db_roots:
+        raise ValueError("no database folder found: pass --db-root DIR (holding <db_id>/<db_id>.sqlite)")
+    if args.limit is not None:
+        examples = examples[: args.limit]
+    return examples, db_roots
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from sense_hub.generation import load_generator
+
+    command = getattr(args, "_command", "sample")
+    try:
+        examples, db_roots = load_cli_examples(args)
+    except ValueError as err:
+        sys.stderr.write(f"sense-hub {command}: {err}\n")
+        return 2
+    generator = load_generator(
+        args.model,
+        backend=args.backend,
+        base_url=args.base_url,
+        api_key=args.api_key,
+        batch_size=args.batch_size,
+        max_concurrency=args.max_concurrency,
+    )
+    common: dict[str, Any] = {
+        "db_root": db_roots,
+        "output": args.output,
+        "n": args.num_samples,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "max_new_tokens": args.max_new_tokens,
+        "metric": args.metric,
+        "seed": args.seed,
+        "chunk_size": args.chunk_size,
+        "timeout": args.timeout,
+        "progress": not args.no_progress,
+    }
+    try:
+        if command == "predict":
+            rows = predict(examples, generator, **common)
+            summary = {"questions": len(rows), "output": str(args.output)}
+        else:
+            rows = sample_candidates(examples, generator, **common)
+            summary = {**weak_stats(rows), "output": str(args.output)}
+    except ResumeError as err:
+        sys.stderr.write(f"sense-hub {command}: {err}\n")
+        return 2
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0
+
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "ResumeError",
+    "WEAK_COLUMNS",
+    "add_cli_arguments",
+    "majority_vote",
+    "manifest_path",
+    "predict",
+    "run_cli",
+    "sample_candidates",
+    "weak_stats",
+]
