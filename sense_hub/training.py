@@ -572,56 +572,47 @@ def save_trained_model(trainer, output_dir: str | Path, *, merge_lora: bool = Fa
 
 
 def load_eval_results(paths: Sequence[str] | None) -> list[dict]:
-    """Read `sense-hub eval` summaries into model-card results.
+    """Read `sense-hub eval` summaries into model-card results (`sense_hub.cards.eval_summary_to_result`).
 
-    Each path is `PATH` or `NAME=PATH`; the file is a JSON object (or text whose last non-empty line is one, as
-    `sense-hub eval` prints) with the execution accuracy under `execution_accuracy` (or `ex`/`accuracy`), as a
-    fraction or a percentage. The benchmark name is NAME, else the summary's `benchmark`/`dataset`, else the stem.
+    Each path is `PATH` or `NAME=PATH`; the file holds the JSON summary `sense-hub eval` prints as its last stdout
+    line (a whole `sense-hub eval` stdout capture works too). The benchmark is NAME, else the summary's
+    `benchmark`/`dataset` field, else the file's stem.
 
     Raises:
-        TrainingDataError: a missing file or a summary without an accuracy, naming the file.
+        TrainingDataError: a missing file or a file without a JSON summary with an execution accuracy.
     """
+    from sense_hub.cards import eval_summary_to_result
+
     results = []
     for spec in paths or []:
-        name, _, raw = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        name, _, raw = spec.partition("=") if "=" in spec else ("", "", spec)
         path = Path(raw)
         if not path.is_file():
-            raise TrainingDataError(f"--eval_summary {path}: no such file (write it with `sense-hub eval ... > FILE`)")
+            raise TrainingDataError(f"--eval_summary {path}: no such file (save it with `sense-hub eval ... > FILE`)")
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        try:
-            summary = json.loads("\n".join(lines))
-        except json.JSONDecodeError:
+        summary = None
+        for candidate in ("\n".join(lines), lines[-1] if lines else ""):
             try:
-                summary = json.loads(lines[-1]) if lines else None
+                summary = json.loads(candidate)
+                break
             except json.JSONDecodeError:
-                summary = None
+                continue
         if not isinstance(summary, dict):
-            raise TrainingDataError(f"--eval_summary {path}: expected a JSON summary object from `sense-hub eval`")
-        value = next((summary[k] for k in ("execution_accuracy", "ex", "accuracy") if k in summary), None)
-        if not isinstance(value, (int, float)):
-            raise TrainingDataError(f"--eval_summary {path}: no `execution_accuracy` number in {sorted(summary)}")
-        value = float(value) / 100.0 if value > 1.0 else float(value)
-        name = name or summary.get("benchmark") or summary.get("dataset") or path.stem
-        results.append(
-            {
-                "dataset": str(name),
-                "dataset_id": str(summary.get("dataset_id") or name),
-                "metric": "execution_accuracy",
-                "value": value,
-            }
-        )
+            raise TrainingDataError(f"--eval_summary {path}: expected the JSON summary line `sense-hub eval` prints")
+        name = name or str(summary.get("benchmark") or summary.get("dataset") or path.stem)
+        try:
+            results.append(eval_summary_to_result(summary, dataset_name=name, dataset_id=name))
+        except ValueError as err:
+            raise TrainingDataError(f"--eval_summary {path}: {err}") from err
     return results
 
 
-def _command_line() -> tuple[str, str]:
+def _command_line() -> str:
     argv = list(sys.argv)
     script = argv[0] if argv else ""
-    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else script
     if script.endswith(".py") and Path(script).parent.name == "recipes":
-        command = "accelerate launch " + shlex.join([f"recipes/{Path(script).name}", *argv[1:]])
-    else:
-        command = shlex.join(argv)
-    return recipe, command
+        return "accelerate launch " + shlex.join([f"recipes/{Path(script).name}", *argv[1:]])
+    return shlex.join(argv)
 
 
 def card_hyperparameters(training_args, model_args: ModelConfig) -> dict[str, Any]:
@@ -630,7 +621,7 @@ def card_hyperparameters(training_args, model_args: ModelConfig) -> dict[str, An
     hp = {
         "learning_rate": training_args.learning_rate,
         "lr_scheduler_type": str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)),
-        "warmup_ratio": getattr(training_args, "warmup_ratio", None),
+        "warmup_steps": training_args.warmup_steps,
         "num_train_epochs": training_args.num_train_epochs,
         "max_steps": training_args.max_steps,
         "per_device_train_batch_size": training_args.per_device_train_batch_size,
@@ -655,7 +646,8 @@ def card_hyperparameters(training_args, model_args: ModelConfig) -> dict[str, An
             loss_weights=training_args.loss_weights,
         )
     if isinstance(training_args, SFTConfig):
-        hp["completion_only_loss"] = training_args.completion_only_loss
+        # None means "True for prompt-completion data", which is what `strong_to_sft` produces
+        hp["completion_only_loss"] = training_args.completion_only_loss is not False
     return {k: v for k, v in hp.items() if v is not None}
 
 
@@ -666,7 +658,6 @@ def write_model_card(
     training_args,
     model_args: ModelConfig,
     stage: str,
-    recipe: str | None = None,
     command: str | None = None,
     results: list[dict] | None = None,
 ) -> Path:
@@ -677,8 +668,7 @@ def write_model_card(
         script_args: dataset and `eval_summary` (read into results unless `results` is given).
         training_args: the trainer config (hyperparameters).
         model_args: the base model and LoRA settings.
-        stage: "sft" or the preference loss name, used in the model name.
-        recipe: the recipe YAML (defaults to the `--config` of this process's command line).
+        stage: "sft" or the preference loss name ("cdpo", ...): the card's recipe.
         command: the command that trained it (defaults to this process's command line).
         results: model-index results; defaults to `load_eval_results(script_args.eval_summary)`.
     """
@@ -686,15 +676,14 @@ def write_model_card(
     from sense_hub.models import EMBEDDED, EMBEDDED_BASE_MODEL
 
     output_dir = Path(output_dir)
-    default_recipe, default_command = _command_line()
     base = model_args.model_name_or_path or ""
     base_model = EMBEDDED_BASE_MODEL if base == EMBEDDED else base
     text = model_card(
-        model_name=output_dir.name or f"sense-{stage}",
+        model_name=output_dir.resolve().name or f"sense-{stage}",
         base_model=base_model,
         datasets=[script_args.dataset_name] if script_args.dataset_name else [],
-        recipe=recipe or default_recipe,
-        command=command or default_command,
+        recipe=stage,
+        command=command or _command_line(),
         hyperparameters=card_hyperparameters(training_args, model_args),
         results=results if results is not None else load_eval_results(script_args.eval_summary),
     )
@@ -706,6 +695,7 @@ def write_model_card(
 def _finish(trainer, script_args, training_args, model_args, *, stage: str, push: bool) -> Path:
     output_dir = save_trained_model(trainer, training_args.output_dir, merge_lora=script_args.merge_lora)
     if trainer.accelerator.is_main_process:
+        trainer.state.save_to_json(str(Path(output_dir) / "trainer_state.json"))  # the log history
         write_model_card(
             output_dir, script_args=script_args, training_args=training_args, model_args=model_args, stage=stage
         )
