@@ -1,0 +1,35 @@
+"""SPFT-SQL self-play fine-tuning: main (best so far) vs opponent (weakest so far), error-driven loss.
+
+Usage:
+    accelerate launch recipes/spft.py --config recipes/smollm2-135m/spft.yaml \\
+        --train_file TRAIN.jsonl --db_root DBS --eval_size 8 --max_steps 2
+    accelerate launch --config_file recipes/accelerate/zero3.yaml recipes/spft.py \\
+        --config recipes/qwen2.5-coder-7b/spft.yaml --train_file TRAIN.jsonl --eval_file HELDOUT.jsonl --db_root DBS
+
+TRAIN.jsonl has `question`, `sql` (gold) and `db_id` per line (strong records work as they are). Each round writes
+`OUTPUT_DIR/round_NN/` (state.json, data.jsonl, model/); rerunning the same command resumes where it stopped.
+YAML keys are the dataclass field names of `SPFTScriptArguments`, `SPFTConfig` (a `trl.DPOConfig`) and
+`trl.ModelConfig`; the command line overrides the YAML. `sense-hub spft` takes the same options.
+"""
+
+from trl import ModelConfig, TrlParser
+
+from sense_hub.spft import SPFTConfig, SPFTScriptArguments, rounds_table, run_spft
+
+
+def main(script_args, training_args, model_args):
+    best = run_spft(script_args, training_args, model_args)
+    import json
+    from pathlib import Path
+
+    results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text())
+    print(rounds_table(results["rounds"]))
+    print(f"Best model (held-out EX {results['best']['accuracy']:.3f}): {best}")
+
+
+def make_parser():
+    return TrlParser((SPFTScriptArguments, SPFTConfig, ModelConfig))
+
+
+if __name__ == "__main__":
+    main(*make_parser().parse_args_and_config())
