@@ -60,17 +60,17 @@ CITATIONS = {
 
 KIND_DESCRIPTIONS = {
     "strong": (
-        "**Strong data** (SENSE §3.1): text-to-SQL examples written by a strong model for new domains, or made "
+        "**Strong data**: text-to-SQL examples written by a strong model for new domains, or made "
         "from SQL templates over real databases and turned into questions, each kept only if its SQL executes "
         "on its database. Used for supervised fine-tuning (SFT)."
     ),
     "weak": (
-        "**Weak data** (SENSE §3.2): many SQL candidates sampled from a weak model per question, each executed "
+        "**Weak data**: many SQL candidates sampled from a weak model per question, each executed "
         "against the question's database and labelled `correct` when its result equals the gold SQL's result "
         "(strict execution match); otherwise `error` says why (`wrong_result` or the execution error kind)."
     ),
     "pairs": (
-        "**Preference pairs** (SENSE §3.3) in TRL's conversational preference format (`prompt`, `chosen`, "
+        "**Preference pairs** in TRL's conversational preference format (`prompt`, `chosen`, "
         "`rejected`), built from execution-labelled weak samples: a correct SQL (or the gold SQL) is chosen, a "
         "wrong one rejected, with provenance columns. Used for conservative DPO (cDPO) with TRL."
     ),
@@ -99,6 +99,8 @@ COLUMN_HELP = {
     "chosen_source": "`gold` or `sample`",
     "rejected_error": "why the rejected SQL is wrong",
 }
+
+MAX_PLOTTED_DATABASES = 30
 
 # The column a record kind is broken down by in the counts and the plot.
 LABEL_COLUMN = {"strong": "difficulty", "weak": "error", "pairs": "rejected_error"}
@@ -180,7 +182,10 @@ def render_statistics_plot(stats: Mapping[str, Any], *, path: Path, title: str) 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     split_names = [s["name"] for s in stats["splits"]]
-    dbs = sorted({row["db_id"] for row in stats["per_database"]})
+    totals: Counter[str] = Counter()
+    for row in stats["per_database"]:
+        totals[row["db_id"]] += row["records"]
+    dbs = sorted(sorted(totals), key=lambda db: -totals[db])[:MAX_PLOTTED_DATABASES]
     counts = {(row["db_id"], row["split"]): row["records"] for row in stats["per_database"]}
     bottom = [0] * len(dbs)
     for split in split_names:
@@ -188,7 +193,8 @@ def render_statistics_plot(stats: Mapping[str, Any], *, path: Path, title: str) 
         axes[0].bar(range(len(dbs)), heights, bottom=bottom, label=split)
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     axes[0].set_xticks(range(len(dbs)), dbs, rotation=45, ha="right", fontsize=7)
-    axes[0].set_title("records per database")
+    shown = "" if len(totals) <= MAX_PLOTTED_DATABASES else f" (top {MAX_PLOTTED_DATABASES} of {len(totals)})"
+    axes[0].set_title(f"records per database{shown}")
     axes[0].legend(fontsize=7)
     labels = stats["label_counts"]
     axes[1].barh(list(labels), list(labels.values()), color="tab:orange")
@@ -212,13 +218,15 @@ def size_category(n: int) -> str:
 
 
 def _column_rows(kind: str) -> list[dict[str, str]]:
+    from datasets import Value
+
     from sense_hub.formats import features
 
     feats = features(kind)
     rows = []
     for name in COLUMNS[kind]:
         feature = feats[name]
-        type_name = "messages" if isinstance(feature, list) else getattr(feature, "dtype", type(feature).__name__)
+        type_name = feature.dtype if isinstance(feature, Value) else "list of messages (`role`, `content`)"
         rows.append({"name": name, "type": type_name, "help": COLUMN_HELP.get(name, "")})
     return rows
 
@@ -274,7 +282,7 @@ def dataset_card(
         template_path=str(DATASET_CARD_TEMPLATE),
         pretty_name=pretty_name,
         summary=f"{total} {kind} records for text-to-SQL in {len(sections)} configuration(s), made with "
-        "[sense-hub](https://github.com/sense-hub/sense-hub) following SENSE (ACL 2024).",
+        "sense-hub following SENSE (Yang et al., ACL 2024).",
         repo_id=repo_id or f"sense/{kind}",
         example_config=sections[0]["name"] if sections else "default",
         kind_description=KIND_DESCRIPTIONS[kind],

@@ -616,3 +616,62 @@ def build_dataset(
     if push_to_hub is not None:
         commit = push_dataset_repo(output_dir, repo_id=push_to_hub, private=private, revision=revision)
     return {"output_dir": str(output_dir), "config_name": config_name, "records": len(records), "commit": commit}
+
+
+@dataclasses.dataclass
+class DatasetBuildArguments:
+    """Arguments of `dataset_scripts/build_{strong,weak}.py` (YAML keys under `--config` use the same names)."""
+
+    input: str = dataclasses.field(metadata={"help": "The records JSONL written by the previous stage."})
+    output_dir: str = dataclasses.field(metadata={"help": "The dataset repo folder to write (other configs kept)."})
+    config_name: str | None = dataclasses.field(
+        default=None, metadata={"help": "The config to write (default 'default'; for pairs, the preset's name)."}
+    )
+    validation_fraction: float = dataclasses.field(
+        default=0.1, metadata={"help": "Share of databases held out for validation (split by db_id), in [0, 1)."}
+    )
+    seed: int = dataclasses.field(default=0, metadata={"help": "Seed of the by-database split."})
+    push_to_hub: str | None = dataclasses.field(default=None, metadata={"help": "ORG/NAME to push the folder to."})
+    private: bool = dataclasses.field(default=False, metadata={"help": "Create the Hub repo private."})
+    revision: str | None = dataclasses.field(default=None, metadata={"help": "Branch to push to (default main)."})
+
+    def __post_init__(self):
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"`validation_fraction` must lie in [0, 1), got {self.validation_fraction}")
+        if self.config_name is not None:
+            _check_config_name(self.config_name)
+        if self.push_to_hub is not None:
+            check_repo_id(self.push_to_hub)
+
+
+@dataclasses.dataclass
+class PairsBuildArguments(DatasetBuildArguments):
+    """Arguments of `dataset_scripts/build_pairs.py`: pairs records, or weak records plus a preset."""
+
+    preset: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Pairs preset (sense_hub.pairs.PRESETS, e.g. grouped-any-limit1) to build pairs from weak records."
+        },
+    )
+    db_root: str | None = dataclasses.field(
+        default=None, metadata={"help": "Databases folder (<db_id>/<db_id>.sqlite), to build pairs from weak records."}
+    )
+
+
+def build_from_arguments(kind: str, args: DatasetBuildArguments, *, command: str | None = None) -> dict[str, Any]:
+    """Run `build_dataset` with the parsed arguments of a build script."""
+    return build_dataset(
+        kind,
+        input_path=args.input,
+        output_dir=args.output_dir,
+        config_name=args.config_name,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        push_to_hub=args.push_to_hub,
+        private=args.private,
+        revision=args.revision,
+        preset=getattr(args, "preset", None),
+        db_root=getattr(args, "db_root", None),
+        command=command,
+    )

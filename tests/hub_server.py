@@ -168,6 +168,22 @@ class HubServer:
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         }
 
+    def patch_client(self, monkeypatch, *, cache_dir) -> None:
+        """Point this process's already imported huggingface_hub at the server (pytest `monkeypatch`).
+
+        `HF_ENDPOINT` is read when huggingface_hub is imported, so in-process tests patch its constants instead;
+        a subprocess gets `environ()` before it imports anything.
+        """
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "ENDPOINT", self.url)
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", self.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_dir))
+
     # -- inspection (for tests) --------------------------------------------------------------------------------
     def repo(self, repo_id: str, *, repo_type: str = "dataset") -> Repo:
         return self.repos[(repo_type, repo_id)]
