@@ -60,10 +60,14 @@ class QuickstartConfig:
         metadata={"help": "A Spider-layout database folder to use instead of the bundled sample databases."},
     )
     db_ids: list[str] | None = field(default=None, metadata={"help": "Databases to use (default: all)."})
-    eval_db_ids: list[str] = field(
-        default_factory=lambda: ["city_transit"],
-        metadata={"help": "Held-out databases: never trained on, used for execution accuracy."},
+    eval_db_ids: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Held-out databases: never trained on, used for execution accuracy. Default: the databases the "
+            "dataset writer puts in the validation split (split by database, `validation_fraction`)."
+        },
     )
+    validation_fraction: float = field(default=0.1, metadata={"help": "Share of databases held out."})
     templates_per_database: int = field(default=60, metadata={"help": "Template SQL candidates per database."})
     synthesis_rounds: int = field(default=1, metadata={"help": "Verification rounds of template synthesis."})
     verify: bool = field(default=True, metadata={"help": "Verify template questions with the text-to-SQL model."})
@@ -97,8 +101,8 @@ class QuickstartConfig:
             raise ValueError(f"`weak_samples` must be at least 1, got {self.weak_samples}")
         if not 0 <= self.cdpo_epsilon < 0.5:
             raise ValueError(f"`cdpo_epsilon` must lie in [0, 0.5), got {self.cdpo_epsilon}")
-        if not self.eval_db_ids:
-            raise ValueError("`eval_db_ids` must name at least one held-out database")
+        if self.eval_db_ids is not None and not self.eval_db_ids:
+            raise ValueError("`eval_db_ids` must name at least one held-out database (or be left unset)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -235,8 +239,12 @@ class Pipeline:
             dbs = {k: v for k, v in dbs.items() if k in self.config.db_ids}
         return dbs
 
+    @property
+    def eval_db_ids(self) -> list[str]:
+        return self.state.done["databases"]["eval_databases"]
+
     def is_eval_db(self, db_id: str) -> bool:
-        return db_id in self.config.eval_db_ids
+        return db_id in self.eval_db_ids
 
     # -- stages ----------------------------------------------------------------------------------------------
 
@@ -258,11 +266,24 @@ class Pipeline:
             build_sample_databases(self.layout.databases)
             seeds = seed_examples()
         _write_jsonl(self.layout.work / "seeds.jsonl", seeds)
+        from sense_hub.hub import split_by_database
+
         dbs = self.db_paths()
-        unknown = sorted(set(self.config.eval_db_ids) - set(dbs))
-        if unknown:
-            raise ValueError(f"eval_db_ids {unknown} are not among the databases {sorted(dbs)}")
-        return {"databases": sorted(dbs), "seed_questions": len(seeds)}
+        if len(dbs) < 2:
+            raise ValueError(f"the quickstart needs at least two databases (one held out), found {sorted(dbs)}")
+        if self.config.eval_db_ids is None:
+            split = split_by_database(
+                [{"db_id": db_id} for db_id in dbs],
+                validation_fraction=max(self.config.validation_fraction, 1e-9),
+                seed=self.config.seed,
+            )
+            eval_dbs = sorted(r["db_id"] for r in split["validation"])
+        else:
+            eval_dbs = sorted(self.config.eval_db_ids)
+            unknown = sorted(set(eval_dbs) - set(dbs))
+            if unknown:
+                raise ValueError(f"eval_db_ids {unknown} are not among the databases {sorted(dbs)}")
+        return {"databases": sorted(dbs), "eval_databases": eval_dbs, "seed_questions": len(seeds)}
 
     def stage_strong(self) -> dict[str, Any]:
         from sense_hub.synthesis import synthesize_strong, synthesize_templates
@@ -364,10 +385,10 @@ class Pipeline:
 
         command = "sense-hub quickstart --output-dir " + str(self.layout.root)
         out = {}
-        for kind, file, config_name in (
-            ("strong", "strong.jsonl", "default"),
-            ("weak", "weak.jsonl", "default"),
-            ("pairs", "pairs.jsonl", self.config.pairs_preset),
+        for kind, file, config_name, fraction in (
+            ("strong", "strong.jsonl", "default", self.config.validation_fraction),
+            ("weak", "weak.jsonl", "default", 0.0),
+            ("pairs", "pairs.jsonl", self.config.pairs_preset, 0.0),
         ):
             records = _read_jsonl(self.layout.work / file)
             write_dataset_repo(
@@ -375,6 +396,7 @@ class Pipeline:
                 kind=kind,
                 out_dir=self.layout.dataset(kind),
                 config_name=config_name,
+                validation_fraction=fraction,
                 seed=self.config.seed,
                 card={
                     "command": command,
@@ -410,47 +432,83 @@ class Pipeline:
     def stage_eval_base(self) -> dict[str, Any]:
         return self._evaluate(self.config.model)
 
-    def stage_sft(self) -> dict[str, Any]:
-        from sense_hub.training import quick_sft
-
-        out = self.layout.model("sense-sft")
-        quick_sft(
-            model=self.config.model,
-            dataset_dir=self.layout.dataset("strong"),
-            db_root=self.layout.databases,
-            output_dir=out,
-            max_steps=self.config.sft_steps,
-            learning_rate=self.config.sft_learning_rate,
-            batch_size=self.config.batch_size,
-            max_length=self.config.max_length,
+    def _training_args(self, config_cls, *, output_dir: Path, steps: int, learning_rate: float, **extra):
+        return config_cls(
+            output_dir=str(output_dir),
+            use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
+            report_to="none",
+            logging_steps=1,
+            save_strategy="no",
+            dataloader_num_workers=0,
             seed=self.config.seed,
-            exclude_db_ids=self.config.eval_db_ids,
+            learning_rate=learning_rate,
+            lr_scheduler_type="cosine",
+            max_steps=steps,
+            per_device_train_batch_size=self.config.batch_size,
+            max_length=self.config.max_length,
+            disable_tqdm=False,
+            **extra,
         )
-        return {"model_dir": str(out)}
+
+    def _train(self, stage: str, *, base: str, dataset: Path, output_dir: Path) -> dict[str, Any]:
+        from trl import ModelConfig, SFTConfig
+
+        from sense_hub import training
+
+        script = training.SenseScriptArguments(dataset_name=str(dataset), db_root=str(self.layout.databases))
+        model_args = ModelConfig(model_name_or_path=base, dtype="float32")
+        if stage == "sft":
+            args = self._training_args(
+                SFTConfig,
+                output_dir=output_dir,
+                steps=self.config.sft_steps,
+                learning_rate=self.config.sft_learning_rate,
+                completion_only_loss=True,
+            )
+            training.run_sft(script, args, model_args)
+        else:
+            script.dataset_config = self.config.pairs_preset
+            args = self._training_args(
+                training.CDPOConfig,
+                output_dir=output_dir,
+                steps=self.config.cdpo_steps,
+                learning_rate=self.config.cdpo_learning_rate,
+                preference_loss="cdpo",
+                cdpo_epsilon=self.config.cdpo_epsilon,
+                beta=self.config.cdpo_beta,
+                precompute_ref_log_probs=True,
+            )
+            training.run_cdpo(script, args, model_args)
+        return {
+            "model_dir": str(output_dir),
+            "hyperparameters": training.card_hyperparameters(args, model_args),
+        }
+
+    def stage_sft(self) -> dict[str, Any]:
+        self.release(self.config.model)
+        # train on the strong records of the training databases only (the held-out ones are for evaluation)
+        train = [r for r in _read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
+        _write_jsonl(self.layout.work / "sft-train.jsonl", train)
+        return self._train(
+            "sft",
+            base=self.config.model,
+            dataset=self.layout.work / "sft-train.jsonl",
+            output_dir=self.layout.model("sense-sft"),
+        )
 
     def stage_eval_sft(self) -> dict[str, Any]:
-        self.release(self.config.model)
         return self._evaluate(str(self.layout.model("sense-sft")))
 
     def stage_cdpo(self) -> dict[str, Any]:
-        from sense_hub.training import quick_cdpo
-
         self.release(str(self.layout.model("sense-sft")))
-        out = self.layout.model("sense-cdpo")
-        quick_cdpo(
-            model=str(self.layout.model("sense-sft")),
-            dataset_dir=self.layout.dataset("pairs"),
-            config_name=self.config.pairs_preset,
-            output_dir=out,
-            max_steps=self.config.cdpo_steps,
-            learning_rate=self.config.cdpo_learning_rate,
-            cdpo_epsilon=self.config.cdpo_epsilon,
-            beta=self.config.cdpo_beta,
-            batch_size=self.config.batch_size,
-            max_length=self.config.max_length,
-            seed=self.config.seed,
+        return self._train(
+            "cdpo",
+            base=str(self.layout.model("sense-sft")),
+            dataset=self.layout.dataset("pairs"),
+            output_dir=self.layout.model("sense-cdpo"),
         )
-        return {"model_dir": str(out)}
 
     def stage_eval_cdpo(self) -> dict[str, Any]:
         return self._evaluate(str(self.layout.model("sense-cdpo")))
@@ -461,7 +519,7 @@ class Pipeline:
         done = self.state.done
         report = {
             "eval_set": {
-                "databases": self.config.eval_db_ids,
+                "databases": self.eval_db_ids,
                 "questions": done["eval_base"]["questions"],
                 "metric": "execution accuracy (spider semantics)",
             },
@@ -484,53 +542,33 @@ class Pipeline:
         }
         self.layout.report.write_text(json.dumps(report, indent=2) + "\n")
         org = self.config.push_to_hub or "sense"
-        eval_name = f"held-out sample databases ({', '.join(self.config.eval_db_ids)})"
-        for name, stage, base, datasets, recipe, steps, lr in (
-            (
-                "sense-sft",
-                "eval_sft",
-                self.config.model,
-                [f"{org}/strong"],
-                "SFT",
-                self.config.sft_steps,
-                self.config.sft_learning_rate,
-            ),
-            (
-                "sense-cdpo",
-                "eval_cdpo",
-                str(self.layout.model("sense-sft")),
-                [f"{org}/pairs"],
-                "cDPO",
-                self.config.cdpo_steps,
-                self.config.cdpo_learning_rate,
-            ),
+        eval_name = f"held-out databases ({', '.join(self.eval_db_ids)})"
+        from sense_hub.models import EMBEDDED, EMBEDDED_BASE_MODEL
+
+        base = EMBEDDED_BASE_MODEL if self.config.model == EMBEDDED else self.config.model
+        command = f"sense-hub quickstart --output-dir {self.layout.root}"
+        for name, train_stage, eval_stage, base_model, dataset, recipe in (
+            ("sense-sft", "sft", "eval_sft", base, "strong", "sft"),
+            ("sense-cdpo", "cdpo", "eval_cdpo", f"{org}/sense-sft", "pairs", "cdpo"),
         ):
-            hyper = {
-                "max_steps": steps,
-                "learning_rate": lr,
-                "batch_size": self.config.batch_size,
-                "max_length": self.config.max_length,
-                "seed": self.config.seed,
-            }
-            if recipe == "cDPO":
-                hyper.update(cdpo_epsilon=self.config.cdpo_epsilon, beta=self.config.cdpo_beta)
             text = model_card(
-                model_name=f"{org}/{name}",
-                base_model=base,
-                datasets=datasets,
+                model_name=name,
+                model_id=f"{org}/{name}",
+                base_model=base_model,
+                datasets=[f"{org}/{dataset}"],
                 recipe=recipe,
-                command=f"sense-hub quickstart --output-dir {self.layout.root}",
-                hyperparameters=hyper,
+                command=command,
+                hyperparameters=done[train_stage]["hyperparameters"],
                 results=[
                     {
                         "dataset": eval_name,
                         "dataset_id": f"{org}/strong",
                         "metric": "execution_accuracy",
-                        "value": done[stage]["execution_accuracy"],
+                        "value": done[eval_stage]["execution_accuracy"],
                     }
                 ],
             )
-            (self.layout.model(name) / "README.md").write_text(text)
+            (self.layout.model(name) / "README.md").write_text(text, encoding="utf-8")
         return report["execution_accuracy"]
 
     def stage_push(self) -> dict[str, Any]:
