@@ -203,7 +203,7 @@ def render_statistics_plot(stats: Mapping[str, Any], *, path: Path, title: str) 
     axes[2].hist(stats["question_lengths"] or [0], bins=20, color="tab:green")
     axes[2].set_title("question length (words)")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.25, top=0.85, wspace=0.35)
     fig.savefig(path, format="png", dpi=80, metadata={"Software": None})
     plt.close(fig)
     return path

@@ -266,7 +266,7 @@ def write_dataset_repo(
     configs = _merge_configs(
         list(metadata.get("configs", []) or []), {"config_name": config_name, "data_files": data_files}
     )
-    write_dataset_card(out_dir, kind=kind, configs=configs, metadata=metadata, card=card)
+    write_dataset_card(out_dir, kind=kind, configs=configs, metadata=metadata, card=card, rerender=[config_name])
     logger.info(
         "wrote %s config %r to %s (%d train, %d validation records)",
         kind,
@@ -285,8 +285,10 @@ def write_dataset_card(
     configs: list[dict],
     metadata: Mapping[str, Any] | None = None,
     card: Mapping[str, Any] | None = None,
+    rerender: Iterable[str] = (),
 ) -> Path:
-    """(Re)write README.md and the statistics plots of every config present in `out_dir`."""
+    """(Re)write README.md, and the statistics plots of the configs in `rerender` (and of any missing one)."""
+    rerender = set(rerender)
     card = dict(card or {})
     sections = []
     for config in configs:
@@ -311,7 +313,8 @@ def write_dataset_card(
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
         stats = cards.config_statistics(kind, splits)
         plot = f"statistics-{name}.png"
-        cards.render_statistics_plot(stats, path=out_dir / plot, title=f"{kind} / {name}")
+        if name in rerender or not (out_dir / plot).is_file():
+            cards.render_statistics_plot(stats, path=out_dir / plot, title=f"{kind} / {name}")
         sections.append(
             {
                 "name": name,
@@ -344,6 +347,9 @@ def write_dataset_card(
 def load_local(repo_dir: str | Path, config_name: str, *, split: str | None = None):
     """`datasets.load_dataset` on a local dataset repo folder, with a clear error for an unknown config.
 
+    Reads the config's data files exactly as the README `configs:` lists them (what `load_dataset(str(repo_dir),
+    config_name)` and the Hub do), keyed in the cache by their absolute paths.
+
     Raises:
         DatasetRepoError: no README.md with `configs:` in `repo_dir`, or `config_name` is not one of them.
     """
@@ -357,7 +363,20 @@ def load_local(repo_dir: str | Path, config_name: str, *, split: str | None = No
         raise DatasetRepoError(f"unknown config {config_name!r} in {repo_dir}; known configs: {names}")
     from datasets import load_dataset
 
-    return load_dataset(str(repo_dir), config_name, split=split)
+    # datasets 5.2 keys the cache of a local repo folder by its basename, config and relative data files, so two
+    # folders named alike (e.g. two runs' `datasets/pairs`) would share a cache entry. Loading the config's
+    # parquet files by absolute path keys the cache by those paths and their mtimes instead.
+    config = next(c for c in read_card_metadata(repo_dir)["configs"] if c["config_name"] == config_name)
+    entries = config.get("data_files", [])
+    if isinstance(entries, str):
+        entries = [{"split": "train", "path": entries}]
+    data_files = {
+        e["split"]: [
+            str((repo_dir / p).resolve()) for p in (e["path"] if isinstance(e["path"], list) else [e["path"]])
+        ]
+        for e in entries
+    }
+    return load_dataset("parquet", data_files=data_files, split=split)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_write_dataset_repo_layout_and_load(tmp_path, pairs_records):
 
     from datasets import load_dataset
 
-    ds = load_dataset(str(out), CONFIG)
+    ds = load_dataset(str(out), CONFIG, cache_dir=str(tmp_path / "cache"))
     assert set(ds) == {"train", "validation"}
     rows = ds["train"].to_list() + ds["validation"].to_list()
     assert sorted(rows, key=lambda r: r["question_id"]) == sorted(pairs_records, key=lambda r: r["question_id"])

@@ -1,0 +1,173 @@
+"""Dataset and model cards: YAML metadata, body content, model-index round trip, statistics and plots."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import DatasetCard, ModelCard
+
+from sense_hub import cards
+
+RESULTS = [
+    {"dataset": "Spider dev", "dataset_id": "spider", "metric": "execution_accuracy", "value": 0.4213},
+    {"dataset": "BIRD dev", "dataset_id": "bird", "metric": "execution_accuracy", "value": 0.125},
+]
+
+
+def render_model_card(**overrides) -> str:
+    kwargs = {
+        "model_name": "sense-cdpo-smollm2",
+        "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "datasets": ["sense/strong", "sense/pairs"],
+        "recipe": "cdpo",
+        "command": "accelerate launch recipes/cdpo.py --config recipes/smollm2-135m/cdpo.yaml",
+        "hyperparameters": {"learning_rate": 5e-7, "beta": 0.1, "cdpo_epsilon": 0.1},
+        "results": RESULTS,
+    }
+    kwargs.update(overrides)
+    return cards.model_card(**kwargs)
+
+
+def weak(i: int, db_id: str, correct: bool, error=None) -> dict:
+    return {"db_id": db_id, "question": "how many singers are there", "sql": "SELECT count(*) FROM singer",
+            "correct": correct, "error": error}  # fmt: skip
+
+
+def test_model_card_round_trips_eval_results():
+    card = ModelCard(render_model_card())
+    results = card.data.eval_results
+    assert [(r.dataset_type, r.dataset_name, r.metric_type, r.metric_value) for r in results] == [
+        ("spider", "Spider dev", "execution_accuracy", 0.4213),
+        ("bird", "BIRD dev", "execution_accuracy", 0.125),
+    ]
+    assert card.data.model_name == "sense-cdpo-smollm2"
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert card.data.datasets == ["sense/strong", "sense/pairs"]
+    assert "text-to-sql" in card.data.tags and "cdpo" in card.data.tags
+
+
+def test_model_card_body_has_recipe_command_and_hyperparameters():
+    text = render_model_card()
+    assert "accelerate launch recipes/cdpo.py --config recipes/smollm2-135m/cdpo.yaml" in text
+    assert "| `cdpo_epsilon` | `0.1` |" in text
+    assert "| Spider dev (`spider`) | execution_accuracy | 42.13% |" in text
+    assert "Synthesizing Text-to-{SQL} Data from Weak and Strong {LLM}s" in text
+
+
+def test_model_card_without_results_has_no_model_index():
+    card = ModelCard(render_model_card(results=[]))
+    assert card.data.eval_results is None
+    assert "model-index" not in card.content.split("---")[1]
+    assert "No evaluation results yet." in card.content
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ({"dataset": "Spider dev", "value": 0.5}, "missing field"),
+        ({"dataset": "Spider dev", "dataset_id": "spider", "value": 42.0}, r"fraction in \[0, 1\]"),
+        ({"dataset": "Spider dev", "dataset_id": "spider", "value": "0.5"}, r"fraction in \[0, 1\]"),
+    ],
+)
+def test_model_card_rejects_bad_results(result, message):
+    with pytest.raises(ValueError, match=message):
+        render_model_card(results=[result])
+
+
+def test_eval_summary_to_result_reads_the_eval_summary():
+    summary = {"metric": "spider", "n": 200, "correct": 84, "execution_accuracy": 0.42, "errors": {}}
+    result = cards.eval_summary_to_result(summary, dataset_name="Spider dev", dataset_id="spider")
+    assert result == {
+        "dataset": "Spider dev",
+        "dataset_id": "spider",
+        "metric": "execution_accuracy",
+        "value": 0.42,
+        "metric_config": "spider",
+    }
+    card = ModelCard(render_model_card(results=[result]))
+    assert card.data.eval_results[0].metric_value == 0.42
+    assert card.data.eval_results[0].metric_config == "spider"
+    assert cards.eval_summary_to_result({"accuracy": 42.0}, dataset_name="d", dataset_id="d")["value"] == 0.42
+
+
+def test_eval_summary_without_accuracy_names_the_keys():
+    with pytest.raises(ValueError, match=r"no execution accuracy.*\['correct', 'n'\]"):
+        cards.eval_summary_to_result({"n": 3, "correct": 1}, dataset_name="d", dataset_id="d")
+
+
+def test_config_statistics_counts_per_split_database_and_label():
+    splits = {
+        "train": [weak(0, "a", True), weak(1, "a", False, "wrong_result"), weak(2, "b", False, "syntax")],
+        "validation": [weak(3, "c", False, "wrong_result")],
+    }
+    stats = cards.config_statistics("weak", splits)
+    assert stats["labels"] == ["correct", "syntax", "wrong_result"]
+    assert stats["splits"][0] == {
+        "name": "train",
+        "records": 3,
+        "databases": 2,
+        "labels": {"correct": 1, "wrong_result": 1, "syntax": 1},
+    }
+    assert stats["per_database"] == [
+        {"db_id": "a", "split": "train", "records": 2},
+        {"db_id": "b", "split": "train", "records": 1},
+        {"db_id": "c", "split": "validation", "records": 1},
+    ]
+    assert stats["question_words"] == {"mean": 5.0, "min": 5, "max": 5}
+
+
+def test_statistics_plot_is_a_deterministic_png(tmp_path):
+    stats = cards.config_statistics("weak", {"train": [weak(i, f"db{i % 40}", i % 2 == 0) for i in range(80)]})
+    a = cards.render_statistics_plot(stats, path=tmp_path / "a.png", title="weak / default")
+    b = cards.render_statistics_plot(stats, path=tmp_path / "b.png", title="weak / default")
+    assert a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_dataset_card_yaml_and_body():
+    splits = {"train": [weak(0, "a", True)], "validation": [weak(1, "b", False, "timeout")]}
+    configs = [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "default/train-00000-of-00001.parquet"}]}
+    ]
+    section = {
+        "name": "default",
+        "stats": cards.config_statistics("weak", splits),
+        "plot": "statistics-default.png",
+        "provenance": {
+            "models": ["embedded"],
+            "source": "weak.jsonl",
+            "parameters": {"n": 8, "temperature": 0.8},
+            "command": "python dataset_scripts/build_weak.py --input weak.jsonl --output-dir out/weak",
+        },
+        "split": {"validation_fraction": 0.1, "seed": 0},
+    }
+    text = cards.dataset_card(kind="weak", configs=configs, sections=[section], repo_id="acme/weak")
+    card = DatasetCard(text)
+    assert card.data.license == "cc-by-sa-4.0"
+    assert card.data.task_categories == ["text-generation", "table-question-answering"]
+    assert {"text-to-sql", "sense"} <= set(card.data.tags)
+    assert card.data.configs == configs
+    assert card.data.size_categories == ["n<1K"]
+    body = card.content
+    assert 'load_dataset("acme/weak", "default")' in body
+    assert "python dataset_scripts/build_weak.py --input weak.jsonl --output-dir out/weak" in body
+    assert "- Models: `embedded`" in body
+    assert "  - `temperature`: `0.8`" in body
+    assert "| train | 1 | 1 | 1 | 0 |" in body  # records, databases, correct, timeout
+    assert "![statistics of default](statistics-default.png)" in body
+    for citation in ("yang-etal-2024-synthesizing", "yu-etal-2018-spider", "li2023bird"):
+        assert citation in body
+
+
+def test_dataset_card_keeps_unrelated_metadata():
+    text = cards.dataset_card(
+        kind="strong", configs=[], sections=[], metadata={"annotations_creators": ["machine-generated"], "tags": ["x"]}
+    )
+    card = DatasetCard(text)
+    assert card.data.annotations_creators == ["machine-generated"]
+    assert card.data.tags[0] == "x" and "text-to-sql" in card.data.tags
+
+
+def test_size_category():
+    assert cards.size_category(5) == "n<1K"
+    assert cards.size_category(1500) == "1K<n<10K"
+    assert cards.size_category(2_000_000) == "1M<n<10M"
