@@ -327,6 +327,19 @@ def eval_summary_to_result(summary: Mapping[str, Any], *, dataset_name: str, dat
     return result
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether `name` reads as a Hub repo id (`org/name`) rather than a local path: only those go in the YAML."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not name or name.startswith(("/", ".", "~")) or name.count("/") != 1 or Path(name).exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def model_card(
     *,
     model_name: str,
@@ -344,8 +357,9 @@ def model_card(
 
     Args:
         model_name: the model's name (also the `model-index` name).
-        base_model: the model it was fine-tuned from (Hub id or local name).
-        datasets: Hub ids of the training datasets.
+        base_model: the model it was fine-tuned from; in the YAML `base_model` only when it is a Hub id (a local
+            path would fail the Hub's metadata validation), always in the body.
+        datasets: the training datasets; Hub ids go in the YAML `datasets`, all of them in the body.
         recipe: "sft", "cdpo", ... (the training stage).
         command: the exact command that trained it.
         hyperparameters: name -> value, shown as a table.
@@ -383,10 +397,11 @@ def model_card(
                 metric_config=result.get("metric_config"),
             )
         )
+    hub_datasets = [d for d in datasets if is_hub_id(d)]
     card_data = ModelCardData(
         model_name=model_name,
-        base_model=base_model,
-        datasets=list(datasets) or None,
+        base_model=base_model if is_hub_id(base_model) else None,
+        datasets=hub_datasets or None,
         license=license,
         library_name="transformers",
         pipeline_tag="text-generation",
@@ -401,7 +416,8 @@ def model_card(
         base_model=base_model,
         base_model_url=f"{HUB_URL}/{base_model}",
         hub_url=HUB_URL,
-        datasets_list=list(datasets),
+        datasets_list=[{"name": d, "url": f"{HUB_URL}/datasets/{d}" if is_hub_id(d) else None} for d in datasets],
+        base_model_is_hub_id=is_hub_id(base_model),
         recipe=recipe,
         command=command,
         hyperparameters=dict(hyperparameters),

@@ -261,7 +261,9 @@ def write_dataset_repo(
         "provenance": _provenance(card, rows),
         "split": {"by": "db_id", "validation_fraction": validation_fraction, "seed": seed},
     }
-    (config_dir / BUILD_INFO).write_text(json.dumps(build_info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (config_dir / BUILD_INFO).write_text(
+        json.dumps(build_info, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
 
     configs = _merge_configs(
         list(metadata.get("configs", []) or []), {"config_name": config_name, "data_files": data_files}

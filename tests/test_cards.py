@@ -171,3 +171,15 @@ def test_size_category():
     assert cards.size_category(5) == "n<1K"
     assert cards.size_category(1500) == "1K<n<10K"
     assert cards.size_category(2_000_000) == "1M<n<10M"
+
+
+def test_local_paths_stay_out_of_the_yaml(tmp_path):
+    local = tmp_path / "sense-sft"
+    local.mkdir()
+    card = ModelCard(render_model_card(base_model=str(local), datasets=["sense/pairs", str(tmp_path / "pairs")]))
+    assert card.data.base_model is None
+    assert card.data.datasets == ["sense/pairs"]
+    assert f"fine-tuned from `{local}`" in card.content
+    assert f"- `{tmp_path / 'pairs'}`" in card.content
+    assert "- [`sense/pairs`](https://huggingface.co/datasets/sense/pairs)" in card.content
+    assert cards.is_hub_id("HuggingFaceTB/SmolLM2-135M-Instruct") and not cards.is_hub_id("./model")

@@ -202,3 +202,28 @@ def test_build_pairs_publishes_pairs_and_pushes(tmp_path, db_root, monkeypatch):
         == (tmp_path / "out" / "keep-gold-limit1" / "train-00000-of-00001.parquet").read_bytes()
     )
     assert 'load_dataset("acme/pairs", "keep-gold-limit1")' in remote["README.md"].decode()
+
+
+def test_script_command_line_pushes_with_hf_endpoint(tmp_path):
+    """The real entry point in a fresh interpreter, pointed at the test Hub by HF_ENDPOINT (read at import)."""
+    import os
+    import subprocess
+    import sys
+
+    path = write_jsonl(tmp_path / "strong.jsonl", strong_records(8))
+    with HubServer() as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+        env.update(server.environ(), HF_HOME=str(tmp_path / "hf-home"))
+        argv = [sys.executable, str(SCRIPTS / "build_strong.py"), "--input", str(path)]
+        argv += ["--output-dir", str(tmp_path / "strong"), "--push-to-hub", "acme/strong", "--private"]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert result["commit"] == server.repo("acme/strong").branches["main"]
+        assert server.repo("acme/strong").private
+        remote = server.files("acme/strong")
+    assert (
+        remote["default/train-00000-of-00001.parquet"]
+        == (tmp_path / "strong" / "default" / "train-00000-of-00001.parquet").read_bytes()
+    )
+    assert "dataset_scripts/build_strong.py --input" in remote["README.md"].decode()
