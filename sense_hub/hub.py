@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "validation")
 BUILD_INFO = "build_info.json"
 README = "README.md"
+DEFAULT_MAX_SHARD_BYTES = 256 * 1024 * 1024
 _CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
@@ -130,8 +131,16 @@ def _check_config_name(config_name: str) -> None:
         )
 
 
-def _data_file(config_name: str, split: str) -> str:
-    return f"{config_name}/{split}-00000-of-00001.parquet"
+def _data_file(config_name: str, split: str, index: int = 0, total: int = 1) -> str:
+    return f"{config_name}/{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+def _shards(records: list[dict], max_shard_bytes: int) -> list[list[dict]]:
+    """Contiguous, near-equal shards whose JSON size stays under `max_shard_bytes` (one shard when small)."""
+    size = sum(len(json.dumps(r, ensure_ascii=False)) for r in records)
+    n = max(1, min(len(records), -(-size // max_shard_bytes)))
+    bounds = [round(i * len(records) / n) for i in range(n + 1)]
+    return [records[bounds[i] : bounds[i + 1]] for i in range(n)]
 
 
 def _write_parquet(records: list[dict], *, kind: str, path: Path) -> None:
@@ -206,6 +215,7 @@ def write_dataset_repo(
     seed: int = 0,
     card: Mapping[str, Any] | None = None,
     source: str = "records",
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> Path:
     """Write (or update one config of) a Hub dataset repo folder.
 
@@ -219,6 +229,7 @@ def write_dataset_repo(
         card: provenance for the card: `models` (list), `source` (str), `parameters` (dict), `command` (str),
             and optionally `pretty_name`, `license`, `repo_id` (used in the card's usage snippet).
         source: how to name the records in validation errors (e.g. the input file's path).
+        max_shard_bytes: a split larger than this (as JSON) is written as several parquet shards.
 
     Returns:
         `out_dir`.
@@ -252,9 +263,13 @@ def write_dataset_repo(
         stale.unlink()
     data_files = []
     for split in SPLITS:
-        if splits[split]:
-            _write_parquet(splits[split], kind=kind, path=out_dir / _data_file(config_name, split))
-            data_files.append({"split": split, "path": _data_file(config_name, split)})
+        if not splits[split]:
+            continue
+        shards = _shards(splits[split], max_shard_bytes)
+        paths = [_data_file(config_name, split, i, len(shards)) for i in range(len(shards))]
+        for shard, path in zip(shards, paths, strict=True):
+            _write_parquet(shard, kind=kind, path=out_dir / path)
+        data_files.append({"split": split, "path": paths[0] if len(paths) == 1 else paths})
     build_info = {
         "kind": kind,
         "config_name": config_name,

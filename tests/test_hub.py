@@ -354,3 +354,18 @@ def test_push_model_folder(tmp_path, hub_server):
 
     path = hf_hub_download("sense/sense-cdpo", "model.safetensors", cache_dir=tmp_path / "dl")
     assert Path(path).read_bytes() == files["model.safetensors"]
+
+
+def test_large_splits_are_sharded_and_load_whole(tmp_path, pairs_records):
+    out = hub.write_dataset_repo(
+        pairs_records, kind="pairs", out_dir=tmp_path / "p", config_name=CONFIG, max_shard_bytes=2000
+    )
+    shards = sorted(p.name for p in (out / CONFIG).glob("train-*.parquet"))
+    assert len(shards) > 1 and shards[0] == f"train-00000-of-{len(shards):05d}.parquet"
+    ds = hub.load_local(out, CONFIG)
+    assert sorted(r["question_id"] for s in ds for r in ds[s].to_list()) == sorted(
+        r["question_id"] for r in pairs_records
+    )
+    # back to one shard: the old shards are gone
+    hub.write_dataset_repo(pairs_records, kind="pairs", out_dir=out, config_name=CONFIG)
+    assert sorted(p.name for p in (out / CONFIG).glob("train-*.parquet")) == ["train-00000-of-00001.parquet"]
