@@ -94,17 +94,23 @@ def judge(
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    prepared = []
-    for db_path, gold, pred in items:
-        g = prepare_sql(gold or "", metric=metric, role="gold", keep_distinct=keep_distinct)
-        p = prepare_sql(pred or "", metric=metric, role="pred", keep_distinct=keep_distinct)
-        prepared.append((str(db_path), g, p))
+    cache: dict[tuple[str, str], str] = {}
+
+    def prepare(sql: str, role: str) -> str:
+        key = (sql, role)
+        out = cache.get(key)
+        if out is None:
+            out = cache[key] = prepare_sql(sql, metric=metric, role=role, keep_distinct=keep_distinct)
+        return out
+
+    prepared = [(str(d), prepare(gold or "", "gold"), prepare(pred or "", "pred")) for d, gold, pred in items]
+    compare = _Comparator(metric)
     verdicts: list[Verdict | None] = [None] * len(prepared)
     siblings: dict[str, list[Path]] = {}
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         n_queries = len({(d, s) for d, g, p in prepared for s in (g, p)})
         bar = tqdm(total=n_queries, desc="executing", unit="query", file=sys.stderr, dynamic_ncols=True)
@@ -115,7 +121,7 @@ def judge(
             results = executor.map(flat, progress=bar.update if bar is not None else None)
             multi = []
             for i, (d, g, _p) in enumerate(prepared):
-                verdicts[i] = _verdict(results[2 * i], results[2 * i + 1], g, metric)
+                verdicts[i] = compare(results[2 * i], results[2 * i + 1], g)
                 if verdicts[i].correct:
                     if d not in siblings:
                         siblings[d] = sibling_databases(d)[1:]
@@ -127,7 +133,7 @@ def judge(
                 results = iter(executor.map(flat))
                 for i in multi:
                     for _other in siblings[prepared[i][0]]:
-                        v = _verdict(next(results), next(results), prepared[i][1], metric)
+                        v = compare(next(results), next(results), prepared[i][1])
                         if not v.correct and verdicts[i].correct:
                             verdicts[i] = Verdict(correct=False, error=v.error, pred=v.pred, message=v.message)
     finally:
@@ -136,15 +142,29 @@ def judge(
     return verdicts  # type: ignore[return-value]
 
 
-def _verdict(gold: ExecutionResult, pred: ExecutionResult, gold_sql: str, metric: str) -> Verdict:
-    if pred.error in ("missing_db",):
-        return Verdict(correct=False, error=pred.error, pred=pred, message=pred.message)
-    if not gold.ok:
-        return Verdict(correct=False, error="gold_error", pred=pred, message=f"gold query failed: {gold.message}")
-    if not pred.ok:
-        return Verdict(correct=False, error=pred.error, pred=pred, message=pred.message)
-    correct = results_match(gold, pred, metric=metric, order_matters=_order_matters(gold_sql, metric))
-    return Verdict(correct=correct, error=None, pred=pred)
+class _Comparator:
+    """Verdicts from execution results; each (gold result, pred result, order rule) is compared once."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self._memo: dict[tuple[int, int, bool], bool] = {}
+        self._keep: list[ExecutionResult] = []  # keeps compared results alive so their ids stay unique
+
+    def __call__(self, gold: ExecutionResult, pred: ExecutionResult, gold_sql: str) -> Verdict:
+        if pred.error == "missing_db":
+            return Verdict(correct=False, error=pred.error, pred=pred, message=pred.message)
+        if not gold.ok:
+            return Verdict(correct=False, error="gold_error", pred=pred, message=f"gold query failed: {gold.message}")
+        if not pred.ok:
+            return Verdict(correct=False, error=pred.error, pred=pred, message=pred.message)
+        order = _order_matters(gold_sql, self.metric)
+        key = (id(gold), id(pred), order)
+        correct = self._memo.get(key)
+        if correct is None:
+            correct = results_match(gold, pred, metric=self.metric, order_matters=order)
+            self._memo[key] = correct
+            self._keep += (gold, pred)
+        return Verdict(correct=correct, error=None, pred=pred)
 
 
 def execution_accuracy(verdicts: Sequence[Verdict]) -> float:
@@ -266,6 +286,12 @@ def read_predictions(predictions: str | Path, *, gold: str | Path | None = None)
     return records
 
 
+def _db_file(root: Path, db_id: str) -> str:
+    if not db_id or "/" in db_id or "\\" in db_id or db_id in (".", ".."):
+        return f"{root}/<invalid db_id {db_id!r}>"  # reported as missing_db
+    return f"{root}/{db_id}/{db_id}.sqlite"
+
+
 def _bad(line: int, message: str) -> dict:
     logger.warning(message)
     return {"line": line, "error": "bad_input", "message": message}
@@ -287,10 +313,7 @@ def evaluate_records(
     """
     root = Path(db_root)
     todo = [i for i, r in enumerate(records) if r.get("error") != "bad_input" or "message" not in r]
-    items = [
-        (root / records[i]["db_id"] / f"{records[i]['db_id']}.sqlite", records[i]["gold"], records[i]["pred"])
-        for i in todo
-    ]
+    items = [(_db_file(root, records[i]["db_id"]), records[i]["gold"], records[i]["pred"]) for i in todo]
     judged = judge(
         items, metric=metric, keep_distinct=keep_distinct, timeout=timeout, workers=workers, progress=progress
     )

@@ -15,18 +15,18 @@ connection per database, in forked worker processes that stream results back; a 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import re
 import sqlite3
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import wait
+from itertools import chain
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["ERROR_KINDS", "ExecutionResult", "Executor", "execute"]
+__all__ = ["ERROR_KINDS", "ExecutionResult", "Executor", "canonical_sql", "execute", "sql_tokens"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,46 @@ _READ_PRAGMAS = frozenset(
     }
 )
 _REFUSED_FUNCTIONS = frozenset({"load_extension"})
+
+# One SQL token: a comment, a quoted string or name, a word, a number, whitespace, or any other character.
+_TOKEN = re.compile(
+    r"""
+    --[^\n]*\n?
+  | /\*.*?(?:\*/|$)
+  | '(?:[^']|'')*'?
+  | "(?:[^"]|"")*"?
+  | `[^`]*`?
+  | \[[^\]]*\]?
+  | [^\W\d][\w$#]*
+  | \d[\w.]*
+  | \s+
+  | .
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def sql_tokens(sql: str) -> list[str]:
+    """Split SQL into tokens whose concatenation is `sql` again (strings, quoted names and comments whole)."""
+    return _TOKEN.findall(sql)
+
+
+def canonical_sql(sql: str) -> str:
+    """A spelling of `sql` that SQLite runs identically: comments and whitespace runs become one space, and
+    unquoted ASCII words (keywords, names, functions: case-insensitive in SQLite) are lower-cased. Strings
+    and quoted names are untouched. Used to run textually different but equivalent queries once.
+    """
+    out = []
+    for tok in _TOKEN.findall(sql):
+        first = tok[0]
+        if first.isspace() or tok.startswith(("--", "/*")):
+            if out and out[-1] != " ":
+                out.append(" ")
+        elif (first.isalpha() or first == "_") and tok.isascii():
+            out.append(tok.lower())
+        else:
+            out.append(tok)
+    return "".join(out).strip()
 
 
 @dataclass(frozen=True)
@@ -150,12 +190,12 @@ def _classify(exc: BaseException, *, timed_out: bool) -> str:
     return "runtime"
 
 
+_SIZED = (str, bytes)
+
+
 def _estimate_bytes(rows: list) -> int:
-    size = 0
-    for row in rows:
-        for v in row:
-            size += len(v) if isinstance(v, str | bytes) else 8
-    return size
+    """Strings and blobs by length, anything else 8 bytes."""
+    return sum([len(v) if v.__class__ in _SIZED else 8 for v in chain.from_iterable(rows)])
 
 
 def _run(
@@ -268,6 +308,8 @@ def _execute_in_session(session: _Session, db_path: str, sql: str, **options) ->
 
 
 def _context():
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods and sys.platform != "darwin" else "spawn")
 
@@ -329,18 +371,24 @@ class Executor:
         """Execute `(db_path, sql)` pairs; results come back in the same order.
 
         Args:
-            items: the pairs; identical pairs are executed once and share the result.
+            items: the pairs; pairs that are the same up to `canonical_sql` are executed once and share the
+            result (its `columns` spelled as in the first of them).
             progress: optional callable called with the number of distinct queries just finished.
         """
         keys: dict[tuple[str, str], int] = {}
+        canonical: dict[str, str] = {}
+        unique: list[tuple[str, str]] = []  # the first spelling of each distinct query runs
         slots = []
         for db_path, sql in items:
-            key = (str(db_path), sql)
+            form = canonical.get(sql)
+            if form is None:
+                form = canonical[sql] = canonical_sql(sql)
+            key = (str(db_path), form)
             slot = keys.get(key)
             if slot is None:
                 slot = keys[key] = len(keys)
+                unique.append((str(db_path), sql))
             slots.append(slot)
-        unique = list(keys)
         results: list[ExecutionResult | None] = [None] * len(unique)
         order = sorted(range(len(unique)), key=lambda i: unique[i][0])  # by database: one connection each
         tasks = [(i, unique[i][0], unique[i][1]) for i in order]
@@ -357,6 +405,8 @@ class Executor:
         return [results[s] for s in slots]  # type: ignore[misc]
 
     def _map_processes(self, tasks, results, n_workers: int, progress) -> None:
+        from multiprocessing.connection import wait
+
         ctx = _context()
         size = -(-len(tasks) // n_workers)
         pending = [tasks[k : k + size] for k in range(0, len(tasks), size)]

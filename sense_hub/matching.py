@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from itertools import permutations, product
 
 from sense_hub.execution import ExecutionResult
+from sense_hub.execution import sql_tokens as _tokens
 
 __all__ = [
     "METRICS",
@@ -33,28 +34,8 @@ __all__ = [
 
 METRICS = ("spider", "bird", "strict")
 
-# One SQL token: comments, quoted strings/identifiers, words, numbers, whitespace, any other character.
-_TOKEN = re.compile(
-    r"""
-    --[^\n]*\n?
-  | /\*.*?(?:\*/|$)
-  | '(?:[^']|'')*'?
-  | "(?:[^"]|"")*"?
-  | `[^`]*`?
-  | \[[^\]]*\]?
-  | [^\W\d][\w$#]*
-  | \d[\w.]*
-  | \s+
-  | .
-    """,
-    re.VERBOSE | re.DOTALL,
-)
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 _CUR_YEAR = re.compile(r"YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*", re.IGNORECASE)
-
-
-def _tokens(sql: str) -> list[str]:
-    return _TOKEN.findall(sql)
 
 
 def remove_distinct(sql: str) -> str:
@@ -112,13 +93,20 @@ def prepare_sql(sql: str, *, metric: str, role: str, keep_distinct: bool = False
     if role == "pred":
         sql = sql.replace(" value ", " 1 ")
     sql = sql.replace("> =", ">=").replace("< =", "<=").replace("! =", "!=")
-    if not keep_distinct:
+    if not keep_distinct and (";" in sql or "distinct" in sql.lower()):  # else remove_distinct changes nothing
         sql = remove_distinct(sql)
-    return _CUR_YEAR.sub("2020", sql)
+    if "curdate" in sql.lower():
+        sql = _CUR_YEAR.sub("2020", sql)
+    return sql
+
+
+def _sort_key(value) -> str:
+    return f"{value}{type(value)}"
 
 
 def _unordered_row(row: tuple) -> tuple:
-    return tuple(sorted(row, key=lambda v: str(v) + str(type(v))))
+    # the official evaluator's row canonicalization (values sorted by str(value) + str(type(value)))
+    return tuple(sorted(row, key=_sort_key))
 
 
 def _column_permutations(gold: Sequence[tuple], pred: Sequence[tuple], n_cols: int):
@@ -139,6 +127,8 @@ def _spider_rows_match(gold: Sequence[tuple], pred: Sequence[tuple], order_matte
     n_cols = len(gold[0])
     if len(pred[0]) != n_cols:
         return False
+    if n_cols == 1:  # no permutation to try, and each row is already "unordered"
+        return list(gold) == list(pred) if order_matters else Counter(gold) == Counter(pred)
     # cheap necessary condition: the same rows once each row's values are sorted
     g_unordered = [_unordered_row(r) for r in gold]
     p_unordered = [_unordered_row(r) for r in pred]
