@@ -12,16 +12,18 @@ YAML keys are the dataclass field names of `SPFTScriptArguments`, `SPFTConfig` (
 `trl.ModelConfig`; the command line overrides the YAML. `sense-hub spft` takes the same options.
 """
 
+import json
+import logging
+from pathlib import Path
+
 from trl import ModelConfig, TrlParser
 
 from sense_hub.spft import SPFTConfig, SPFTScriptArguments, rounds_table, run_spft
 
 
 def main(script_args, training_args, model_args):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     best = run_spft(script_args, training_args, model_args)
-    import json
-    from pathlib import Path
-
     results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text())
     print(rounds_table(results["rounds"]))
     print(f"Best model (held-out EX {results['best']['accuracy']:.3f}): {best}")

@@ -225,7 +225,7 @@ class SPFTTrainer(DPOTrainer):
         if self.precompute_ref_logps and self.ref_model is not None and not self.is_deepspeed_enabled:
             # The reference log-probs are in the dataset now; free the opponent's weights.
             self.ref_model = None
-            gc.collect()
+            _free_memory()
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
@@ -411,8 +411,9 @@ def _save_round_state(output_dir: Path, state: Mapping[str, Any]) -> None:
 
 
 def _free_memory() -> None:
-    gc.collect()
+    # Only worth a full collection (seconds with transformers loaded) when GPU memory must come back now.
     if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()
 
 
@@ -930,6 +931,9 @@ def make_parser():
     return TrlParser((SPFTScriptArguments, SPFTConfig, ModelConfig))
 
 
+_CLI_PREFIX = "spft__"  # keeps the dataclass fields apart from the dispatcher's own options (`--log-level`)
+
+
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """`sense-hub spft`: the same options as `recipes/spft.py` (`--config YAML`, then any dataclass field)."""
     parser.add_argument("--config", default=None, help="YAML of dataclass fields; the command line overrides it.")
@@ -942,6 +946,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         clone = copy.copy(action)
         clone.option_strings = options
+        clone.dest = _CLI_PREFIX + action.dest
         clone.default = argparse.SUPPRESS
         clone.required = False
         parser._add_action(clone)
@@ -960,9 +965,11 @@ def parse_cli_namespace(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     if getattr(args, "config", None):
         with open(args.config, encoding="utf-8") as fh:
             values = yaml.safe_load(fh) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{args.config}: expected a YAML mapping of field names to values")
         for name, value in (values.pop("env", None) or {}).items():
             os.environ[name] = str(value)
-    values.update({k: v for k, v in vars(args).items() if k not in ("config", "log_level", "command")})
+    values.update({k[len(_CLI_PREFIX) :]: v for k, v in vars(args).items() if k.startswith(_CLI_PREFIX)})
     return tuple(make_parser().parse_dict(values))
 
 

@@ -191,6 +191,7 @@ def _trainer(tiny_model_dir, tmp_path, rewards, **overrides):
         learning_rate=1e-2,
         use_cpu=True,
         bf16=False,
+        gradient_checkpointing=False,
         report_to="none",
         logging_steps=1,
         save_strategy="no",
@@ -272,11 +273,12 @@ def _config_yaml(path: Path, model: Path, out: Path) -> Path:
         "max_steps: 2\n"
         "per_device_train_batch_size: 2\n"
         "learning_rate: 1.0e-3\n"
-        "max_new_tokens: 12\n"
+        "max_new_tokens: 8\n"
         "generation_batch_size: 8\n"
         "execution_workers: 0\n"
         "use_cpu: true\n"
         "bf16: false\n"
+        "gradient_checkpointing: false\n"
         "report_to: none\n"
         "save_strategy: 'no'\n"
         "logging_steps: 1\n"
@@ -288,8 +290,8 @@ def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, t
     from sense_hub import spft
     from sense_hub.cli import main
 
-    train = _questions(tmp_path / "train.jsonl", 6)
-    held_out = _questions(tmp_path / "heldout.jsonl", 3)
+    train = _questions(tmp_path / "train.jsonl", 4)
+    held_out = _questions(tmp_path / "heldout.jsonl", 2)
     out = tmp_path / "run"
     config = _config_yaml(tmp_path / "spft.yaml", tiny_model_dir, out)
     argv = ["spft", "--config", str(config), "--train_file", str(train), "--eval_file", str(held_out)]
@@ -299,9 +301,9 @@ def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, t
     state1 = load_round_state(out, 1)
     assert set(state1["stages"]) == {"select", "generate", "train", "evaluate"}
     assert state1["stages"]["select"]["main"]["iteration"] == state1["stages"]["select"]["opponent"]["iteration"] == 0
-    assert state1["stages"]["generate"]["examples"] == 6
+    assert state1["stages"]["generate"]["examples"] == 4
     rows = [json.loads(line) for line in (out / "round_01" / "data.jsonl").open()]
-    assert len(rows) == 6 and {r[REWARD_COLUMN] for r in rows} <= {0.0, 1.0}
+    assert len(rows) == 4 and {r[REWARD_COLUMN] for r in rows} <= {0.0, 1.0}
     assert (out / "round_01" / "model" / "config.json").is_file()
 
     # Resume with two rounds: rounds 0 and 1 are done and must not run again.
