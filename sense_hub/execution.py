@@ -61,6 +61,31 @@ _READ_PRAGMAS = frozenset(
     }
 )
 _REFUSED_FUNCTIONS = frozenset({"load_extension"})
+# Statements that are not queries: refused before SQLite sees them (the authorizer would refuse most anyway).
+_STATEMENT_KEYWORDS = frozenset(
+    {
+        "alter",
+        "analyze",
+        "attach",
+        "begin",
+        "commit",
+        "create",
+        "delete",
+        "detach",
+        "drop",
+        "end",
+        "insert",
+        "reindex",
+        "release",
+        "replace",
+        "rollback",
+        "savepoint",
+        "update",
+        "upsert",
+        "vacuum",
+    }
+)
+_LEADING_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)|\()*([A-Za-z]+)", re.DOTALL)
 
 # One SQL token: a comment, a quoted string or name, a word, a number, whitespace, or any other character.
 _TOKEN = re.compile(
@@ -181,8 +206,10 @@ def _classify(exc: BaseException, *, timed_out: bool) -> str:
         return "timeout"
     if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in message:
         return "refused"
-    if "not authorized" in message or "readonly" in message or "prohibited" in message:
+    if "not authorized" in message or "authorization denied" in message or "readonly" in message:
         return "refused"
+    if "not a database" in message or "unable to open" in message or "malformed" in message:
+        return "missing_db"
     if "syntax error" in message or "incomplete input" in message or "unrecognized token" in message:
         return "syntax"
     if isinstance(exc, sqlite3.DataError | OverflowError | MemoryError) or "too big" in message:
@@ -204,6 +231,10 @@ def _run(
     start = time.perf_counter()
     if not sql or not sql.strip():
         return ExecutionResult.failure("empty", "the SQL is empty")
+    lead = _LEADING_WORD.match(sql)
+    if lead is not None and lead.group(1).lower() in _STATEMENT_KEYWORDS:
+        word = lead.group(1).upper()
+        return ExecutionResult.failure("refused", f"only queries are allowed (SELECT, WITH, VALUES), not {word}")
     if not os.path.isfile(db_path):
         return ExecutionResult.failure("missing_db", f"database file not found: {db_path}")
     try:

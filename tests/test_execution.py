@@ -1,0 +1,257 @@
+"""Safe execution: read-only, refused statements, real timeouts, result caps, crash isolation, dedup."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sense_hub import execution
+from sense_hub.execution import ERROR_KINDS, ExecutionResult, Executor, canonical_sql, execute
+
+CARTESIAN = "SELECT count(*) FROM singer a, singer b, singer c, singer d, singer e, singer f, singer g, singer h, singer i, singer j, singer k, singer l, singer m"  # noqa: E501
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+HOSTILE = [
+    "INSERT INTO singer VALUES (9, 'X', 'Y', 1)",
+    "UPDATE singer SET age = 0",
+    "DELETE FROM singer",
+    "DROP TABLE singer",
+    "CREATE TABLE t (x)",
+    "CREATE TEMP TABLE t (x)",
+    "CREATE VIEW v AS SELECT 1",
+    "CREATE INDEX i ON singer (age)",
+    "ATTACH DATABASE '{dir}/new.sqlite' AS n",
+    "VACUUM INTO '{dir}/copy.sqlite'",
+    "VACUUM",
+    "REINDEX",
+    "ANALYZE",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA user_version=7",
+    "PRAGMA writable_schema=ON",
+    "SELECT load_extension('{dir}/evil')",
+    "BEGIN",
+    "SAVEPOINT s",
+    "DETACH main",
+    "SELECT 1; DROP TABLE singer",
+    "SELECT 1; ATTACH '{dir}/x.sqlite' AS x",
+    "SELECT * FROM singer; INSERT INTO singer VALUES (10, 'A', 'B', 2)",
+]
+
+
+def snapshot(db: Path) -> tuple[str, list[str]]:
+    return hashlib.sha256(db.read_bytes()).hexdigest(), sorted(os.listdir(db.parent))
+
+
+def test_select(tiny_db):
+    r = execute(tiny_db, "SELECT name, age FROM singer WHERE country = 'France' ORDER BY age")
+    assert r.ok and r.error is None
+    assert r.columns == ("name", "age")
+    assert r.rows == (("Justin Brown", 29), ("Rose White", 41), ("John Nizinik", 43))
+    assert execute(tiny_db, "SELECT count(*) FROM singer;").rows == ((5,),)  # a trailing ; is fine
+    assert execute(tiny_db, "/* hi */ WITH x AS (SELECT 1) SELECT * FROM x").rows == ((1,),)
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("SELEC name FROM singer", "syntax"),
+        ("SELECT name FROM singer WHERE", "syntax"),
+        ("SELECT nope FROM singer", "runtime"),
+        ("SELECT * FROM nope", "runtime"),
+        ("", "empty"),
+        ("   \n ", "empty"),
+        ("DROP TABLE singer", "refused"),
+        ("REINDEX", "refused"),
+        ("WITH x AS (SELECT 1) DELETE FROM singer", "refused"),
+        ("SELECT 1; SELECT 2", "refused"),
+    ],
+)
+def test_error_kinds(tiny_db, sql, kind):
+    r = execute(tiny_db, sql)
+    assert not r.ok and r.error == kind and r.rows == ()
+    assert r.error in ERROR_KINDS and r.message
+
+
+def test_missing_and_bad_database(tmp_path):
+    r = execute(tmp_path / "nope.sqlite", "SELECT 1")
+    assert r.error == "missing_db" and "nope.sqlite" in r.message
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database at all, just text " * 100)
+    r = execute(junk, "SELECT 1 FROM sqlite_master")
+    assert not r.ok and r.error == "missing_db" and "not a database" in r.message
+
+
+def test_hostile_sql_changes_nothing(tiny_db):
+    before = snapshot(tiny_db)
+    for template in HOSTILE:
+        r = execute(tiny_db, template.format(dir=tiny_db.parent))
+        assert not r.ok and r.error == "refused", (template, r)
+    assert execute(tiny_db, "SELECT count(*) FROM singer").rows == ((5,),)
+    assert snapshot(tiny_db) == before
+
+
+def test_wal_database_gets_no_side_files(tmp_path):
+    db = tmp_path / "w" / "w.sqlite"
+    db.parent.mkdir()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE t (x)")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.commit()
+    con.close()
+    assert sorted(os.listdir(db.parent)) == ["w.sqlite"]  # checkpointed and cleaned up on close
+    before = snapshot(db)
+    assert execute(db, "SELECT x FROM t").rows == ((1,),)
+    for template in HOSTILE:
+        execute(db, template.format(dir=db.parent).replace("singer", "t"))
+    with Executor(workers=1) as ex:
+        assert ex.map([(db, "SELECT x FROM t")])[0].rows == ((1,),)
+    assert snapshot(db) == before
+
+
+def test_read_pragmas_allowed(tiny_db):
+    r = execute(tiny_db, "PRAGMA table_info(singer)")
+    assert r.ok and [row[1] for row in r.rows] == ["singer_id", "name", "country", "age"]
+
+
+def test_timeout_interrupts_a_running_query(tiny_db):
+    for sql in (CARTESIAN, ENDLESS):
+        r = execute(tiny_db, sql, timeout=0.5)
+        assert r.error == "timeout" and not r.ok
+        assert r.elapsed < 0.5 + 0.5  # the deadline really interrupts (the spec: within 0.5 s of the timeout)
+
+
+def test_row_and_byte_caps(tiny_db):
+    r = execute(tiny_db, "SELECT a.name FROM singer a, singer b", max_rows=10)
+    assert not r.ok and r.error == "too_large" and r.truncated and len(r.rows) == 10
+    r = execute(tiny_db, "SELECT a.name FROM singer a, singer b", max_rows=25)
+    assert r.ok and len(r.rows) == 25 and not r.truncated
+    r = execute(tiny_db, "SELECT name FROM singer", max_bytes=20)
+    assert r.error == "too_large"
+    r = execute(tiny_db, "SELECT zeroblob(1000000000)")
+    assert r.error == "too_large"
+
+
+def test_invalid_utf8_text_is_decoded_leniently(tmp_path):
+    db = tmp_path / "bad" / "bad.sqlite"
+    db.parent.mkdir()
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (name TEXT)")
+    con.execute("INSERT INTO t VALUES (CAST(X'4A6FFF65' AS TEXT))")  # 'Jo\xffe'
+    con.commit()
+    con.close()
+    r = execute(db, "SELECT name FROM t")
+    assert r.ok and r.rows == (("Joe",),)  # like the official evaluator: errors="ignore"
+
+
+def test_canonical_sql():
+    assert (
+        canonical_sql("SELECT  Name\nFROM singer -- c\n WHERE x = 'A  B'")
+        == "select name from singer where x = 'A  B'"
+    )
+    assert canonical_sql('SELECT "Name", [My Col], `Q` FROM t /* x */;') == 'select "Name", [My Col], `Q` from t ;'
+    assert canonical_sql("SELECT Ä FROM t") == "select Ä from t"  # SQLite folds ASCII only
+
+
+def _counting(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    original = execution._execute_in_session
+
+    def counted(session, db_path, sql, **options):
+        calls.append(sql)
+        return original(session, db_path, sql, **options)
+
+    monkeypatch.setattr(execution, "_execute_in_session", counted)
+    return calls
+
+
+def test_executor_order_and_dedup(tiny_db, monkeypatch):
+    calls = _counting(monkeypatch)
+    items = [
+        (tiny_db, "SELECT count(*) FROM singer"),
+        (tiny_db, "SELECT name FROM singer WHERE age > 40 ORDER BY name"),
+        (str(tiny_db), "select COUNT(*)   from SINGER"),  # same query, other spelling
+        (tiny_db, "SELECT count(*) FROM singer"),
+        (tiny_db, "SELEC"),
+    ]
+    with Executor(workers=0) as ex:
+        results = ex.map(items)
+    assert len(calls) == 3
+    assert [r.rows for r in results] == [
+        ((5,),),
+        (("Joe Sharp",), ("John Nizinik",), ("Rose White",)),
+        ((5,),),
+        ((5,),),
+        (),
+    ]
+    assert results[4].error == "syntax"
+    assert results[0] is results[3]
+
+
+def test_executor_processes_match_in_process(tiny_db):
+    items = [(tiny_db, f"SELECT name FROM singer WHERE age > {age} ORDER BY age") for age in range(20, 60)]
+    items += [(tiny_db, "SELECT nope"), (tiny_db, ENDLESS), (tiny_db.parent / "missing.sqlite", "SELECT 1")]
+    with Executor(workers=0, timeout=0.5) as ex:
+        expected = ex.map(items)
+    with Executor(workers=3, timeout=0.5) as ex:
+        got = ex.map(items)
+    strip = [(r.ok, r.rows, r.columns, r.error) for r in expected]
+    assert [(r.ok, r.rows, r.columns, r.error) for r in got] == strip
+    assert got[-2].error == "timeout" and got[-1].error == "missing_db"
+
+
+def test_crashing_worker_marks_its_item(tiny_db, monkeypatch):
+    original = execution._execute_in_session
+
+    def crashy(session, db_path, sql, **options):
+        if "'exit'" in sql:
+            os._exit(3)
+        if "'segfault'" in sql:
+            import ctypes
+
+            ctypes.string_at(0)  # SIGSEGV
+        return original(session, db_path, sql, **options)
+
+    monkeypatch.setattr(execution, "_execute_in_session", crashy)
+    items = [(tiny_db, f"SELECT {i}") for i in range(5)]
+    items[1] = (tiny_db, "SELECT 'exit'")
+    items[3] = (tiny_db, "SELECT 'segfault'")
+    with Executor(workers=1) as ex:
+        results = ex.map(items)
+    assert [r.error for r in results] == [None, "crash", None, "crash", None]
+    assert [r.rows for r in results if r.ok] == [((0,),), ((2,),), ((4,),)]
+    assert "exit code 3" in results[1].message and "signal" in results[3].message
+
+
+def test_stuck_worker_is_killed(tiny_db, monkeypatch):
+    import time
+
+    original = execution._execute_in_session
+
+    def stuck(session, db_path, sql, **options):
+        if "'stuck'" in sql:
+            time.sleep(60)  # not interruptible by the progress handler
+        return original(session, db_path, sql, **options)
+
+    monkeypatch.setattr(execution, "_execute_in_session", stuck)
+    with Executor(workers=1, timeout=0.2) as ex:
+        results = ex.map([(tiny_db, "SELECT 'stuck'"), (tiny_db, "SELECT 2")])
+    assert results[0].error == "timeout" and "killed" in results[0].message
+    assert results[1].rows == ((2,),)
+
+
+def test_executor_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="workers"):
+        Executor(workers=-1)
+    with pytest.raises(ValueError, match="timeout"):
+        Executor(timeout=0)
+
+
+def test_result_is_frozen():
+    r = ExecutionResult(ok=True, rows=((1,),))
+    with pytest.raises(AttributeError):
+        r.ok = False  # type: ignore[misc]
