@@ -396,6 +396,25 @@ def load_local(repo_dir: str | Path, config_name: str, *, split: str | None = No
     return load_dataset("parquet", data_files=data_files, split=split)
 
 
+def load_from_hub(repo_id: str, config_name: str, *, split: str | None = None, revision: str | None = None):
+    """`datasets.load_dataset(repo_id, config_name)` with the repo id and config checked first.
+
+    Raises:
+        ValueError: an invalid repo id (before any network call).
+        DatasetRepoError: the repo's README.md has no `configs:` entry named `config_name` (lists the known ones).
+    """
+    check_repo_id(repo_id)
+    from huggingface_hub import DatasetCard, hf_hub_download
+
+    card = DatasetCard.load(hf_hub_download(repo_id, README, repo_type="dataset", revision=revision))
+    names = [c["config_name"] for c in card.data.to_dict().get("configs", []) or []]
+    if config_name not in names:
+        raise DatasetRepoError(f"unknown config {config_name!r} in {repo_id}; known configs: {names}")
+    from datasets import load_dataset
+
+    return load_dataset(repo_id, config_name, split=split, revision=revision)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Pushing
 # ---------------------------------------------------------------------------------------------------------------

@@ -264,6 +264,9 @@ def test_push_then_load_dataset_round_trips(tmp_path, pairs_records, hub_server)
     assert hub.push_dataset_repo(out, repo_id="sense/pairs") == oid
     assert hub_server.commit_count("sense/pairs") == commits
 
+    with pytest.raises(hub.DatasetRepoError, match=r"unknown config 'nope' in sense/pairs; known configs: \['grouped"):
+        hub.load_from_hub("sense/pairs", "nope")
+
     from_hub = load_in_subprocess(hub_server, tmp_path, "sense/pairs", CONFIG)
     local = hub.load_local(out, CONFIG)
     assert set(from_hub) == set(local) == {"train", "validation"}
@@ -369,3 +372,15 @@ def test_large_splits_are_sharded_and_load_whole(tmp_path, pairs_records):
     # back to one shard: the old shards are gone
     hub.write_dataset_repo(pairs_records, kind="pairs", out_dir=out, config_name=CONFIG)
     assert sorted(p.name for p in (out / CONFIG).glob("train-*.parquet")) == ["train-00000-of-00001.parquet"]
+
+
+def test_load_local_sees_a_rewrite_in_place(tmp_path, pairs_records):
+    # `datasets.load_dataset(folder, config)` alone would serve the first write's rows from its cache here
+    out = hub.write_dataset_repo(pairs_records[:5], kind="pairs", out_dir=tmp_path / "pairs", config_name=CONFIG)
+    assert {r["question_id"] for s, d in hub.load_local(out, CONFIG).items() for r in d} == {
+        r["question_id"] for r in pairs_records[:5]
+    }
+    hub.write_dataset_repo(pairs_records[5:9], kind="pairs", out_dir=out, config_name=CONFIG)
+    assert {r["question_id"] for s, d in hub.load_local(out, CONFIG).items() for r in d} == {
+        r["question_id"] for r in pairs_records[5:9]
+    }
