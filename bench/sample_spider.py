@@ -1,0 +1,84 @@
+"""8 weak candidates for each Spider dev question (972 with a database) with the embedded model, resumable.
+
+Runs `sense_hub.sampling.sample_candidates` into OUT/weak.jsonl (restart the same command to continue after an
+interruption), then prints this run's throughput (candidates per second, generation + labelling) and the label
+statistics of everything sampled so far.
+
+Usage:
+    nohup .venv/bin/python bench/sample_spider.py --data-root ../shared/data/spider --out /tmp/sample_spider \
+        > /tmp/sample_spider/log.txt 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from sense_hub.benchmarks import benchmark_db_roots, load_benchmark
+from sense_hub.generation import load_generator
+from sense_hub.sampling import _read_complete_lines, sample_candidates, weak_stats
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--data-root", type=Path, default=DEFAULT_DATA, help="The Spider folder (dev.json, database/)."
+    )
+    parser.add_argument("--out", type=Path, default=Path("/tmp/sample_spider"))
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("-n", "--num-samples", type=int, default=8)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--chunk-size", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--stats-only", action="store_true", help="Print the statistics of OUT/weak.jsonl and exit.")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.stats_only:
+        records, _ = _read_complete_lines(args.out / "weak.jsonl")
+        print(json.dumps(weak_stats(records), indent=2))
+        return
+
+    examples = load_benchmark("spider", root=args.data_root)
+    if args.limit is not None:
+        examples = examples[: args.limit]
+    output = args.out / "weak.jsonl"
+    before, _ = _read_complete_lines(output)
+    t0 = time.perf_counter()
+    generator = load_generator(args.model, batch_size=args.batch_size)
+    t_load = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    records = sample_candidates(
+        examples,
+        generator,
+        db_root=benchmark_db_roots("spider", root=args.data_root),
+        n=args.num_samples,
+        output=output,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        chunk_size=args.chunk_size,
+        timeout=args.timeout,
+    )
+    elapsed = time.perf_counter() - t1
+    new = len(records) - len(before)
+    stats = weak_stats(records)
+    summary = {
+        "model_load_s": round(t_load, 1),
+        "new_candidates_this_run": new,
+        "seconds_this_run": round(elapsed, 1),
+        "candidates_per_s": round(new / elapsed, 3) if elapsed > 0 else None,
+        **stats,
+        "output": str(output),
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
