@@ -370,6 +370,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _json_line(row: dict) -> str:
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (from "\udc80" escapes in the input): keep them escaped
+        line = json.dumps(row)
+    return line + "\n"
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"sense-hub eval: error: {message}\n")
     return 2
@@ -400,10 +409,13 @@ def run_cli(args: argparse.Namespace) -> int:
         progress=True,
     )
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        with args.output.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            with args.output.open("w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(_json_line(row))
+        except OSError as e:
+            return _fail(f"cannot write --output {args.output}: {e}")
     sys.stdout.write(json.dumps(summarize(verdicts, metric=args.metric)) + "\n")
     sys.stdout.flush()
     return 0

@@ -323,6 +323,9 @@ def _as_tuple(r: ExecutionResult) -> tuple:
 
 
 def _worker_main(conn, tasks: list[tuple[int, str, str]], options: dict) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business: it kills the workers
     session = _Session()
     try:
         for index, db_path, sql in tasks:
@@ -338,11 +341,19 @@ def _execute_in_session(session: _Session, db_path: str, sql: str, **options) ->
     return _run(session, db_path, sql, **options)
 
 
-def _context():
+def _context(start_method: str | None):
     import multiprocessing
+    import threading
 
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods and sys.platform != "darwin" else "spawn")
+    if start_method is None:
+        # fork is cheapest, but forking a process that runs other threads (a web server, tokenizers) may
+        # deadlock the child; then forkserver. macOS and Windows: spawn.
+        methods = multiprocessing.get_all_start_methods()
+        if "fork" in methods and sys.platform == "linux":
+            start_method = "fork" if threading.active_count() == 1 else "forkserver"
+        else:
+            start_method = "spawn"
+    return multiprocessing.get_context(start_method)
 
 
 class Executor:
@@ -355,6 +366,8 @@ class Executor:
         max_rows: row cap per result.
         max_bytes: size cap per result.
         min_pool_tasks: below this many distinct queries, `workers=None` runs in-process.
+        start_method: multiprocessing start method; default "fork" on Linux when this process runs a single
+            thread, else "forkserver" ("spawn" off Linux).
 
     Example:
         >>> with Executor(workers=2, timeout=5) as ex:
@@ -369,6 +382,7 @@ class Executor:
         max_rows: int = 100_000,
         max_bytes: int = MAX_BYTES,
         min_pool_tasks: int = 2_000,
+        start_method: str | None = None,
     ) -> None:
         if workers is not None and workers < 0:
             raise ValueError(f"`workers` must be >= 0 or None, got {workers}")
@@ -378,6 +392,7 @@ class Executor:
         self.timeout = float(timeout)
         self.options = {"timeout": float(timeout), "max_rows": max_rows, "max_bytes": max_bytes}
         self.min_pool_tasks = min_pool_tasks
+        self.start_method = start_method
         self._session: _Session | None = None
 
     def __enter__(self) -> Executor:
@@ -438,7 +453,7 @@ class Executor:
     def _map_processes(self, tasks, results, n_workers: int, progress) -> None:
         from multiprocessing.connection import wait
 
-        ctx = _context()
+        ctx = _context(self.start_method)
         size = -(-len(tasks) // n_workers)
         pending = [tasks[k : k + size] for k in range(0, len(tasks), size)]
         running: dict = {}  # connection -> [process, remaining tasks, position, last activity]

@@ -194,6 +194,7 @@ def test_cli_jsonl(tiny_db, tmp_path, capsys):
         {"id": "f", "db_id": "concert_singer", "gold": "SELECT 1", "pred": ""},
         {"id": "g", "db_id": "concert_singer", "gold": "SELECT nope", "pred": "SELECT 1"},
         {"id": "h", "db_id": "concert_singer", "gold": "SELECT 1", "pred": "DELETE FROM singer"},
+        {"id": "i", "db_id": "concert_singer", "gold": "SELECT 1", "pred": "SELECT '\udc80'"},
     ]
     pred = tmp_path / "preds.jsonl"
     pred.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
@@ -201,28 +202,22 @@ def test_cli_jsonl(tiny_db, tmp_path, capsys):
     code = main(["eval", "--predictions", str(pred), "--db-root", str(root), "--timeout", "0.5", "--output", str(out)])
     assert code == 0
     summary = _summary(capsys)
-    assert summary["n"] == 8 and summary["correct"] == 1 and summary["metric"] == "spider"
+    assert summary["n"] == 9 and summary["correct"] == 1 and summary["metric"] == "spider"
     assert summary["errors"] == {
         "bad_input": 1,
         "empty": 1,
         "gold_error": 1,
         "missing_db": 1,
         "refused": 1,
+        "runtime": 1,
         "timeout": 1,
     }
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r.get("id") for r in rows] == ["a", "b", None, "d", "e", "f", "g", "h"]
-    assert [r["error"] for r in rows] == [
-        None,
-        None,
-        "bad_input",
-        "missing_db",
-        "timeout",
-        "empty",
-        "gold_error",
-        "refused",
-    ]
-    assert [r["correct"] for r in rows] == [True] + [False] * 7
+    assert [r.get("id") for r in rows] == ["a", "b", None, "d", "e", "f", "g", "h", "i"]
+    errors = [None, None, "bad_input", "missing_db", "timeout", "empty", "gold_error", "refused", "runtime"]
+    assert [r["error"] for r in rows] == errors
+    assert [r["correct"] for r in rows] == [True] + [False] * 8
+    assert rows[8]["pred"] == "SELECT '\udc80'"  # written back escaped, still valid JSON
     assert rows[0]["pred"] == "SELECT COUNT(*) FROM singer"  # input fields carried through unchanged
     assert rows[2]["line"] == 3 and "line 3" in rows[2]["message"]
 

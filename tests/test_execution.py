@@ -68,6 +68,8 @@ def test_select(tiny_db):
         ("REINDEX", "refused"),
         ("WITH x AS (SELECT 1) DELETE FROM singer", "refused"),
         ("SELECT 1; SELECT 2", "refused"),
+        ("SELECT 'nul\x00'", "runtime"),
+        ("SELECT '\udc80'", "runtime"),
     ],
 )
 def test_error_kinds(tiny_db, sql, kind):
@@ -197,9 +199,11 @@ def test_executor_processes_match_in_process(tiny_db):
     items += [(tiny_db, "SELECT nope"), (tiny_db, ENDLESS), (tiny_db.parent / "missing.sqlite", "SELECT 1")]
     with Executor(workers=0, timeout=0.5) as ex:
         expected = ex.map(items)
+    strip = [(r.ok, r.rows, r.columns, r.error) for r in expected]
     with Executor(workers=3, timeout=0.5) as ex:
         got = ex.map(items)
-    strip = [(r.ok, r.rows, r.columns, r.error) for r in expected]
+    with Executor(workers=2, timeout=0.5, start_method="spawn") as ex:
+        assert [(r.ok, r.rows, r.columns, r.error) for r in ex.map(items)] == strip
     assert [(r.ok, r.rows, r.columns, r.error) for r in got] == strip
     assert got[-2].error == "timeout" and got[-1].error == "missing_db"
 
@@ -212,6 +216,9 @@ def test_crashing_worker_marks_its_item(tiny_db, monkeypatch):
             os._exit(3)
         if "'segfault'" in sql:
             import ctypes
+            import faulthandler
+
+            faulthandler.disable()  # keep pytest's traceback dump out of the log
 
             ctypes.string_at(0)  # SIGSEGV
         return original(session, db_path, sql, **options)
@@ -220,7 +227,7 @@ def test_crashing_worker_marks_its_item(tiny_db, monkeypatch):
     items = [(tiny_db, f"SELECT {i}") for i in range(5)]
     items[1] = (tiny_db, "SELECT 'exit'")
     items[3] = (tiny_db, "SELECT 'segfault'")
-    with Executor(workers=1) as ex:
+    with Executor(workers=1, start_method="fork") as ex:  # fork: the child sees the patched function
         results = ex.map(items)
     assert [r.error for r in results] == [None, "crash", None, "crash", None]
     assert [r.rows for r in results if r.ok] == [((0,),), ((2,),), ((4,),)]
@@ -238,7 +245,7 @@ def test_stuck_worker_is_killed(tiny_db, monkeypatch):
         return original(session, db_path, sql, **options)
 
     monkeypatch.setattr(execution, "_execute_in_session", stuck)
-    with Executor(workers=1, timeout=0.2) as ex:
+    with Executor(workers=1, timeout=0.2, start_method="fork") as ex:
         results = ex.map([(tiny_db, "SELECT 'stuck'"), (tiny_db, "SELECT 2")])
     assert results[0].error == "timeout" and "killed" in results[0].message
     assert results[1].rows == ((2,),)
