@@ -342,3 +342,111 @@ def test_recipe_yaml_parses(name, tmp_path):
     assert isinstance(training_args, SPFTConfig)
     assert training_args.rounds >= 2 and training_args.error_driven
     assert model_args.model_name_or_path
+
+
+def _run_with_fixed_opponent(tiny_model_dir, tiny_db, tmp_path, monkeypatch, **config):
+    """One round where every SQL the models write is `SELECT count(*) FROM singer` (right for every question)."""
+    from trl import ModelConfig
+
+    from sense_hub import spft
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "db_id": "concert_singer",
+                    "question": f"How many singers? ({i})",
+                    "sql": "SELECT count(*) FROM singer",
+                }
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
+    monkeypatch.setattr(
+        spft, "generate_sql", lambda path, prompts, **k: ["SELECT count(*) FROM singer"] * len(prompts)
+    )
+    script_args = spft.SPFTScriptArguments(train_file=str(questions), db_root=str(tiny_db.parent.parent), eval_size=1)
+    training_args = SPFTConfig(
+        output_dir=str(tmp_path / "out"),
+        rounds=1,
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        execution_workers=0,
+        **config,
+    )
+    spft.run_spft(script_args, training_args, ModelConfig(model_name_or_path=str(tiny_model_dir)))
+    return load_round_state(tmp_path / "out", 1)["stages"]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_round_with_only_correct_opponent_sql_leaves_the_model_as_it_was(
+    tiny_model_dir, tiny_db, tmp_path, monkeypatch
+):
+    # Labels come from execution, go through data.jsonl into the trainer: all rewards 0, so the trained model has
+    # exactly the starting weights (plain SPIN moves them on the same rows: see the trainer tests above).
+    stages = _run_with_fixed_opponent(tiny_model_dir, tiny_db, tmp_path, monkeypatch)
+    assert stages["generate"]["opponent_correct"] == 3 and stages["generate"]["opponent_wrong"] == 0
+    assert stages["train"]["rows"] == 3
+    assert _same_weights(Path(stages["train"]["model"]), tiny_model_dir)
+
+
+def test_round_skips_training_when_every_opponent_sql_is_correct(tiny_model_dir, tiny_db, tmp_path, monkeypatch):
+    stages = _run_with_fixed_opponent(
+        tiny_model_dir, tiny_db, tmp_path, monkeypatch, skip_correct_opponent_samples=True
+    )
+    assert stages["train"] == {"model": str(tiny_model_dir), "rows": 0}
+    assert stages["evaluate"]["accuracy"] == 1.0
+
+
+def test_train_round_with_lora_saves_a_merged_model(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+    from trl import ModelConfig
+
+    from sense_hub.spft import train_round
+
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": "How many singers are there?"}],
+            "chosen": [{"role": "assistant", "content": "SELECT count(*) FROM singer"}],
+            "rejected": [{"role": "assistant", "content": "SELECT name FROM singer"}],
+            REWARD_COLUMN: 1.0,
+        }
+    ] * 2
+    args = SPFTConfig(
+        output_dir=str(tmp_path / "unused"),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=5e-2,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+    )
+    model_args = ModelConfig(
+        model_name_or_path=str(tiny_model_dir), use_peft=True, lora_r=4, lora_alpha=8,
+        lora_target_modules=["q_proj", "v_proj"],
+    )  # fmt: skip
+    model_dir = train_round(
+        main_path=str(tiny_model_dir), opponent_path=str(tiny_model_dir), rows=rows,
+        out_dir=tmp_path / "round_01", training_args=args, model_args=model_args,
+    )  # fmt: skip
+    assert not (model_dir / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert not _same_weights(model_dir, tiny_model_dir)
+    assert merged.config.num_hidden_layers == 2
