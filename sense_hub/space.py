@@ -349,6 +349,16 @@ def prepare_database(
     return target
 
 
+def latest_upload(files: list[str]) -> list[str]:
+    """What a multi-file upload box should keep when a visitor adds files to it: a newly added database replaces
+    what was there, and CSV files added after a database replace it; CSV files together make one database."""
+    last_db = max((i for i, f in enumerate(files) if Path(f).is_file() and _has_sqlite_header(Path(f))), default=None)
+    if last_db is None:
+        return list(files)
+    after = files[last_db + 1 :]
+    return list(after) if after else [files[last_db]]
+
+
 def _fresh_folder(folder: Path) -> None:
     _remove_tree(folder)
     folder.mkdir(parents=True)
@@ -389,21 +399,23 @@ def schema_markdown(db_path: str | Path, *, sample_values: int = 3) -> str:
         raise UploadError("The database cannot be read; upload it again.") from e
     if not schema.tables:
         return f"**{schema.db_id}** has no tables."
-    lines = [f"**{schema.db_id}**: {len(schema.tables)} table{'s' if len(schema.tables) != 1 else ''}", ""]
+    lines = [f"**{_md(schema.db_id)}**: {len(schema.tables)} table{'s' if len(schema.tables) != 1 else ''}", ""]
     for table in schema.tables:
-        lines.append(f"#### {table.name} ({table.row_count:,} row{'s' if table.row_count != 1 else ''})")
-        lines.append("| column | type | key | examples |")
-        lines.append("|---|---|---|---|")
+        lines.append(f"**{_md(table.name)}** ({table.row_count:,} row{'s' if table.row_count != 1 else ''})")
+        lines.append("")
         fks = {fk.column: fk for fk in table.foreign_keys}
         for col in table.columns:
-            keys = []
+            parts = [f"`{col.name}` {_md(col.type)}".rstrip()]
             if col.primary_key:
-                keys.append("primary key")
+                parts.append("primary key")
             if col.name in fks:
                 fk = fks[col.name]
-                keys.append(f"→ {fk.ref_table}.{fk.ref_column}" if fk.ref_column else f"→ {fk.ref_table}")
-            samples = ", ".join(_md_cell(_short(v)) for v in col.samples)
-            lines.append(f"| {_md_cell(col.name)} | {_md_cell(col.type)} | {'; '.join(keys)} | {samples} |")
+                parts.append(
+                    f"→ {_md(fk.ref_table)}.{_md(fk.ref_column)}" if fk.ref_column else f"→ {_md(fk.ref_table)}"
+                )
+            if col.samples:
+                parts.append("e.g. " + ", ".join(_md(_short(v)) for v in col.samples))
+            lines.append("- " + " · ".join(parts))
         lines.append("")
     return "\n".join(lines)
 
@@ -413,8 +425,9 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _md(text: str) -> str:
+    """Text shown as is inside Markdown (no markup, no line breaks)."""
+    return re.sub(r"([\\`*{}\[\]<>#|!~])", r"\\\1", str(text)).replace("\n", " ")
 
 
 def _cell(value: Any) -> Any:
@@ -684,7 +697,7 @@ def _pick_examples(seeds: list[dict], *, per_database: int = 2) -> list[dict]:
 # ----------------------------------------------------------------------------------------------- the page
 
 CSS = """
-#status { min-height: 1.5em; }
+#status, #db-status { min-height: 1.5em; }
 footer { display: none !important; }
 """
 
@@ -734,27 +747,31 @@ def build_demo(
 
     def _fail(message: str) -> str:
         gr.Warning(message)
-        return f"⚠️ {message}"
+        return f"**Error:** {message}"
 
     # ---- page handlers: they never raise; failures become a warning toast and the status line
 
     def on_upload(files, request: gr.Request):
         empty = {"headers": [], "data": []}
+        cleared = gr.update(choices=[], value=None)
         if not files:
-            return None, "Upload a database or pick an example below.", "", gr.update(choices=[], value=None), empty
+            return gr.update(), None, "Upload a database or pick an example below.", "", cleared, empty
+        files = [str(f) for f in (files if isinstance(files, list) else [files])]
+        kept = latest_upload(files)
+        shown = gr.update(value=kept) if kept != files else gr.update()
         try:
-            db = _session_db(files, request)
+            db = _session_db(kept, request)
             names = table_names(db)
             schema = schema_markdown(db)
         except UploadError as e:
-            return None, _fail(str(e)), "", gr.update(choices=[], value=None), empty
+            return shown, None, _fail(str(e)), "", cleared, empty
         except Exception as e:  # never a stack trace in the page
             logger.exception("upload failed")
-            return None, _fail(f"The upload failed: {type(e).__name__}"), "", gr.update(choices=[], value=None), empty
+            return shown, None, _fail(f"The upload failed ({type(e).__name__})."), "", cleared, empty
         first = names[0] if names else None
         preview = preview_rows(db, first, timeout=config.timeout) if first else empty
-        status = f"✅ Loaded **{db.stem}**: {len(names)} table{'s' if len(names) != 1 else ''}. Ask a question."
-        return str(db), status, schema, gr.update(choices=names, value=first), preview
+        status = f"Loaded **{_md(db.stem)}**: {len(names)} table{'s' if len(names) != 1 else ''}. Ask a question."
+        return shown, str(db), status, schema, gr.update(choices=names, value=first), preview
 
     def on_table(db, table):
         if not db or not table:
@@ -795,7 +812,7 @@ def build_demo(
             if count > DISPLAY_ROWS:
                 shown["data"] = shown["data"][:DISPLAY_ROWS]
                 more = f" (showing the first {DISPLAY_ROWS})"
-            status = f"✅ {count} row{'s' if count != 1 else ''}{more} · {timing}"
+            status = f"**{count} row{'s' if count != 1 else ''}**{more} · {timing}"
         else:
             shown = empty
             status = _fail(f"The model's SQL did not run. {describe_error(answer.result, timeout=config.timeout)}")
@@ -813,7 +830,7 @@ def build_demo(
         count = len(result.rows)
         if count > DISPLAY_ROWS:
             shown["data"] = shown["data"][:DISPLAY_ROWS]
-        status = f"✅ {count} row{'s' if count != 1 else ''} in {result.elapsed * 1000:.0f} ms"
+        status = f"**{count} row{'s' if count != 1 else ''}** in {result.elapsed * 1000:.0f} ms"
         return shown, status, _transpiled(sql or "", dialect)
 
     def on_dialect(sql, dialect):
@@ -851,7 +868,9 @@ def build_demo(
             raise gr.Error(describe_error(result, timeout=config.timeout))
         return result_table(result)
 
-    model_label = config.model if config.model != "embedded" else "SmolLM2-135M-Instruct (embedded)"
+    model_label = assistant.model_name
+    if model_label == "embedded":
+        model_label = "SmolLM2-135M-Instruct (embedded)"
     with gr.Blocks(title="SENSE text-to-SQL", delete_cache=(3600, 3600)) as demo:
         db_state = gr.State(None)
         gr.Markdown(
@@ -869,7 +888,7 @@ def build_demo(
                     elem_id="db-upload",
                     height=120,
                 )
-                status = gr.Markdown("Upload a database or pick an example below.", elem_id="status")
+                db_status = gr.Markdown("Upload a database or pick an example below.", elem_id="db-status")
                 with gr.Accordion("Schema", open=True):
                     schema = gr.Markdown(elem_id="schema", max_height=420)
                 table_pick = gr.Dropdown(label="Preview a table", choices=[], interactive=True, elem_id="table-pick")
@@ -892,6 +911,7 @@ def build_demo(
                     label="SQL (SQLite; edit and run it again)", language="sql", interactive=True, elem_id="sql"
                 )
                 run = gr.Button("Run SQL", elem_id="run-sql")
+                status = gr.Markdown(elem_id="status")
                 result = gr.Dataframe(label="Result", interactive=False, elem_id="result", max_height=400)
                 with gr.Accordion("Candidates and votes", open=False):
                     candidates = gr.Dataframe(
@@ -922,7 +942,9 @@ def build_demo(
             api_answer_btn = gr.Button()
             api_run_btn = gr.Button()
 
-        upload.change(on_upload, [upload], [db_state, status, schema, table_pick, preview], api_visibility="private")
+        upload.change(
+            on_upload, [upload], [upload, db_state, db_status, schema, table_pick, preview], api_visibility="private"
+        )
         table_pick.change(on_table, [db_state, table_pick], [preview], api_visibility="private")
         gr.on(
             [ask.click, question.submit],

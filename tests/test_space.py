@@ -171,9 +171,9 @@ def test_sessions_are_isolated_and_expire(tiny_db, tmp_path):
 
 def test_schema_markdown_shows_tables_keys_and_counts(tiny_db):
     text = schema_markdown(tiny_db)
-    assert "#### singer (5 rows)" in text
-    assert "#### concert (5 rows)" in text
-    assert "| singer_id | INTEGER | primary key |" in text
+    assert "**singer** (5 rows)" in text
+    assert "**concert** (5 rows)" in text
+    assert "- `singer_id` INTEGER · primary key · e.g. 1, 2, 3" in text
     assert "→ singer.singer_id" in text
     assert "Joe Sharp" in text
 
@@ -422,3 +422,18 @@ def test_api_answer_needs_a_question(client, tiny_db):
 
     with pytest.raises(AppError, match="Type a question"):
         client.predict(handle_file(str(tiny_db)), "  ", api_name="/answer")
+
+
+def test_latest_upload_keeps_what_the_visitor_added_last(tiny_db, tmp_path):
+    from sense_hub.space import latest_upload
+
+    other = str(make_tiny_db(tmp_path / "other.sqlite"))
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x\n1\n")
+    b.write_text("y\n2\n")
+    db = str(tiny_db)
+    assert latest_upload([db]) == [db]
+    assert latest_upload([db, other]) == [other]
+    assert latest_upload([str(a), str(b)]) == [str(a), str(b)]
+    assert latest_upload([db, str(a), str(b)]) == [str(a), str(b)]
+    assert latest_upload([str(a), other]) == [other]
