@@ -590,7 +590,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--temperature",
         type=float,
         default=0.8 if sample else None,
-        help="Sampling temperature (default: 0.8" + ("" if sample else "; 0 = greedy when n is 1") + ").",
+        help="Sampling temperature (default: " + ("0.8)." if sample else "0 = greedy for n=1, else 0.8)."),
     )
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--max-new-tokens", type=int, default=256)
