@@ -1,0 +1,149 @@
+"""Every YAML under recipes/ is parsed: model recipes by their script's parser, accelerate configs by key."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+ACCELERATE = sorted((RECIPES / "accelerate").glob("*.yaml"))
+MODEL_RECIPES = sorted(p for p in RECIPES.glob("*/*.yaml") if p.parent.name != "accelerate")
+GPU_FREE = ["--use_cpu", "true"]  # bf16 recipes validate only where bf16 is possible; CPU autocast accepts it
+
+
+def load_recipe(name: str):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", RECIPES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def script_for(path: Path) -> str:
+    """`sft-lora.yaml` -> "sft", `cdpo-qlora.yaml` -> "cdpo", `spft.yaml` -> "spft"."""
+    return path.stem.split("-")[0]
+
+
+def test_there_are_recipes_for_every_model():
+    folders = {p.parent.name for p in MODEL_RECIPES}
+    assert {"smollm2-135m", "codellama-7b", "codellama-13b", "deepseek-coder-1.3b"} <= folders
+    for folder in ("smollm2-135m", "codellama-7b", "codellama-13b"):
+        assert (RECIPES / folder / "sft.yaml").is_file() and (RECIPES / folder / "cdpo.yaml").is_file()
+    assert {p.stem for p in ACCELERATE} >= {"single_gpu", "ddp", "zero3", "fsdp"}
+
+
+@pytest.mark.parametrize("path", MODEL_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_model_recipe_parses(path):
+    script = script_for(path)
+    if not (RECIPES / f"{script}.py").is_file():
+        pytest.fail(f"{path}: no recipes/{script}.py parses it (name recipes <script>[-variant].yaml)")
+    parser = load_recipe(script).make_parser()
+    parsed = parser.parse_args_and_config(["--config", str(path), *GPU_FREE])
+    model_args = parsed[2] if len(parsed) > 2 else None
+    assert model_args is not None and model_args.model_name_or_path, f"{path}: model_name_or_path is not set"
+    if script in {"sft", "cdpo"}:
+        script_args, training_args, model_args = parsed
+        assert training_args.output_dir, f"{path}: output_dir is not set"
+        if model_args.load_in_4bit:
+            assert model_args.use_peft, f"{path}: QLoRA (load_in_4bit) needs use_peft: true"
+    if script == "cdpo":
+        training_args = parsed[1]
+        if training_args.preference_loss == "cdpo":
+            assert training_args.loss_type in (["sigmoid"], ["sigmoid", "robust"])
+
+
+@pytest.mark.parametrize("path", sorted((RECIPES / "smollm2-135m").glob("*.yaml")), ids=lambda p: p.name)
+def test_cpu_recipes_are_cpu_settings(path):
+    config = yaml.safe_load(path.read_text())
+    if script_for(path) not in {"sft", "cdpo"}:
+        pytest.skip("another stage's recipe")
+    assert config["model_name_or_path"] == "embedded"
+    assert config["use_cpu"] is True and config["bf16"] is False
+    assert config["gradient_checkpointing"] is False and config["report_to"] == "none"
+
+
+@pytest.mark.parametrize("name", ["codellama-7b", "codellama-13b"])
+def test_sense_recipes_use_cdpo_epsilon_0_1(name):
+    parser = load_recipe("cdpo").make_parser()
+    _, training_args, _ = parser.parse_args_and_config(["--config", str(RECIPES / name / "cdpo.yaml"), *GPU_FREE])
+    assert (training_args.preference_loss, training_args.cdpo_epsilon) == ("cdpo", 0.1)
+    assert training_args.loss_weights == pytest.approx([1.8, -0.8]) and training_args.label_smoothing == 0.1
+
+
+def test_command_line_overrides_yaml():
+    parser = load_recipe("sft").make_parser()
+    config = RECIPES / "smollm2-135m" / "sft.yaml"
+    _, training_args, model_args = parser.parse_args_and_config(
+        ["--config", str(config), "--max_steps", "2", "--output_dir", "elsewhere", "--model_name_or_path", "m"]
+    )
+    assert (training_args.max_steps, training_args.output_dir, model_args.model_name_or_path) == (2, "elsewhere", "m")
+
+
+def test_unknown_yaml_key_fails_clearly(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_name_or_path: embedded\nuse_cpu: true\nbf16: false\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match="learning_rat"):
+        load_recipe("sft").make_parser().parse_args_and_config(["--config", str(bad)])
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.name)
+def test_accelerate_config(path):
+    config = yaml.safe_load(path.read_text())
+    for key in ("compute_environment", "distributed_type", "mixed_precision", "num_machines", "num_processes"):
+        assert key in config, f"{path.name}: missing {key}"
+    kind = config["distributed_type"]
+    assert kind in {"NO", "MULTI_GPU", "DEEPSPEED", "FSDP"}
+    if kind == "DEEPSPEED":
+        assert config["deepspeed_config"]["zero_stage"] == 3
+        assert config["deepspeed_config"]["zero3_save_16bit_model"] is True  # a loadable model at the end
+    if kind == "FSDP":
+        assert config["fsdp_config"]["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    if kind == "NO":
+        assert config["num_processes"] == 1
+    if config.get("use_cpu"):
+        assert config["mixed_precision"] == "no"
+
+
+@pytest.mark.slow  # a subprocess that imports torch/transformers/trl afresh
+def test_accelerate_launch_runs_the_sft_recipe_on_cpu(tmp_path, tiny_db, tiny_model_dir):
+    """`accelerate launch recipes/sft.py --config ...` works with no `accelerate config` and no GPU."""
+    strong = tmp_path / "strong.jsonl"
+    record = {
+        "question": "How many singers are there?",
+        "sql": "SELECT count(*) FROM singer",
+        "db_id": "concert_singer",
+    }
+    strong.write_text(json.dumps(record) + "\n" + json.dumps({**record, "question": "Count the singers."}) + "\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "ACCELERATE_CONFIG_FILE": str(tmp_path / "none.yaml")}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [
+        str(accelerate),
+        "launch",
+        "recipes/sft.py",
+        "--config",
+        "recipes/smollm2-135m/sft.yaml",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        str(strong),
+        "--db_root",
+        str(tiny_db.parent.parent),
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "2",
+        "--output_dir",
+        str(out),
+    ]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    assert "accelerate launch recipes/sft.py --config recipes/smollm2-135m/sft.yaml" in (out / "README.md").read_text()
