@@ -531,30 +531,29 @@ class Answer:
 
 
 def vote(results: list) -> tuple[int, list[int]]:
-    """Execution-based voting (self-consistency): the candidate whose result most candidates share.
-
-    Results that executed are grouped by `sense_hub.matching.results_match` (strict metric, row order ignored);
-    the biggest group wins, ties go to the earliest candidate. When nothing executed, the first candidate wins.
+    """Execution-based voting (self-consistency), the same choice `sense-hub predict` makes
+    (`sense_hub.sampling.majority_vote`, spider metric), plus each candidate's vote count for display.
 
     Args:
         results: one `ExecutionResult` per candidate, in candidate order.
 
     Returns:
-        `(index of the winner, votes per candidate)`; failed candidates get 0 votes.
+        `(index of the winner, votes per candidate)`: a candidate's votes are the candidates whose result
+        matches its own; failed candidates get 0. When nothing executed, the first candidate wins.
 
     Raises:
         ValueError: `results` is empty.
     """
     from sense_hub.matching import results_match
+    from sense_hub.sampling import majority_vote
 
     if not results:
         raise ValueError("vote needs at least one candidate")
-    votes = [0] * len(results)
-    for i, a in enumerate(results):
-        if not a.ok:
-            continue
-        votes[i] = sum(1 for b in results if b.ok and results_match(a, b, metric="strict", order_matters=False))
-    best = max(range(len(results)), key=lambda i: (votes[i], -i))
+    best, _ = majority_vote(results, metric="spider")
+    votes = [
+        sum(1 for b in results if b.ok and results_match(a, b, metric="spider", order_matters=False)) if a.ok else 0
+        for a in results
+    ]
     return best, votes
 
 

@@ -1,0 +1,123 @@
+"""Latency of the Space's `/answer` on a Spider dev database with the embedded model (target: median < 5 s on CPU).
+
+The model is loaded once and kept warm; one untimed question warms it up. Each question is then asked through
+the launched app's `/answer` endpoint (gradio_client, real HTTP) and, side by side, through the library call the
+endpoint wraps (`SQLAssistant.answer`), so the HTTP/upload overhead shows as a difference. Greedy decoding,
+`--max-new-tokens` tokens at most.
+
+Usage:
+    python bench/space_latency.py                       # car_1, 10 questions
+    python bench/space_latency.py --db-id world_1 --questions 10 --max-new-tokens 96
+
+Skips (exit 0) when ../shared/data/spider is not there.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder (spider/ inside)")
+    parser.add_argument("--db-id", default="car_1", help="a Spider dev database (default: car_1, 6 tables)")
+    parser.add_argument("--questions", type=int, default=10)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--skip-api", action="store_true", help="time only the library call")
+    args = parser.parse_args()
+
+    spider = args.data / "spider"
+    db = spider / "database" / args.db_id / f"{args.db_id}.sqlite"
+    if not (spider / "dev.json").is_file() or not db.is_file():
+        print(f"skipped: Spider dev data not found ({spider / 'dev.json'}, {db})")
+        return 0
+
+    from sense_hub.execution import execute
+    from sense_hub.matching import results_match
+    from sense_hub.space import SpaceConfig, SQLAssistant, build_demo, launch_options
+
+    dev = [e for e in json.loads((spider / "dev.json").read_text()) if e["db_id"] == args.db_id]
+    items = dev[: args.questions + 1]
+    if len(items) < 2:
+        print(f"skipped: {args.db_id} has fewer than 2 dev questions")
+        return 0
+    warmup, items = items[0], items[1:]
+
+    config = SpaceConfig(model=args.model, max_new_tokens=args.max_new_tokens)
+    assistant = SQLAssistant(config)
+    start = time.perf_counter()
+    assistant.warm_up()
+    load_s = time.perf_counter() - start
+    assistant.answer(warmup["question"], db)
+
+    client = demo = None
+    if not args.skip_api:
+        from gradio_client import Client, handle_file
+
+        demo = build_demo(config, assistant=assistant)
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(config)
+        )
+        client = Client(url, verbose=False)
+        client.predict(handle_file(str(db)), warmup["question"], api_name="/answer")
+
+    api_s, lib_s, gen_s, executes, correct = [], [], [], 0, 0
+    print(f"{'api s':>6} {'lib s':>6} {'gen s':>6}  ok  EX  question")
+    for e in items:
+        a_s = float("nan")
+        if client is not None:
+            t = time.perf_counter()
+            client.predict(handle_file(str(db)), e["question"], api_name="/answer")
+            a_s = time.perf_counter() - t
+            api_s.append(a_s)
+        t = time.perf_counter()
+        answer = assistant.answer(e["question"], db)
+        lib_s.append(time.perf_counter() - t)
+        gen_s.append(answer.generation_s)
+        ok = answer.result.ok
+        gold = execute(db, e["query"])
+        right = ok and gold.ok and results_match(gold, answer.result, metric="spider")
+        executes += ok
+        correct += right
+        print(
+            f"{a_s:6.2f} {lib_s[-1]:6.2f} {answer.generation_s:6.2f}  {'y' if ok else 'n':>2}  {'y' if right else 'n':>2}  "
+            f"{e['question'][:60]}"
+        )
+    if demo is not None:
+        demo.close()
+
+    n = len(items)
+    load = os.getloadavg()[0]
+    print()
+    print(
+        f"database {args.db_id}, {n} questions, model {args.model} (loaded in {load_s:.1f} s), "
+        f"max_new_tokens {args.max_new_tokens}, greedy; load average {load:.1f} on {os.cpu_count()} CPUs"
+    )
+    if api_s:
+        print(f"/answer (HTTP)     median {statistics.median(api_s):.2f} s   p90 {percentile(api_s, 0.9):.2f} s")
+    print(f"library answer()   median {statistics.median(lib_s):.2f} s   p90 {percentile(lib_s, 0.9):.2f} s")
+    print(f"  of which model   median {statistics.median(gen_s):.2f} s")
+    if api_s:
+        print(f"/answer / library  {statistics.median(api_s) / statistics.median(lib_s):.2f}x at the median")
+    print(f"SQL executes {executes}/{n}, correct (spider EX) {correct}/{n}")
+    target = statistics.median(api_s or lib_s)
+    print(f"target median < 5 s: {'met' if target < 5 else 'NOT met'} ({target:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
