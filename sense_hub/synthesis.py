@@ -108,6 +108,7 @@ class SynthesisStats:
     completion_tokens: int = 0
     kept: int = 0
     resumed: int = 0
+    unfinished: int = 0
     rejected: Counter = field(default_factory=Counter)
     families: dict[str, Counter] = field(default_factory=dict)
     verification: Counter = field(default_factory=Counter)
@@ -129,6 +130,7 @@ class SynthesisStats:
             "approx_completion_tokens": self.completion_tokens,
             "kept": self.kept,
             "resumed": self.resumed,
+            "unfinished": self.unfinished,
             "rejected": dict(self.rejected),
             "verification": dict(self.verification),
             "families": {k: dict(v) for k, v in sorted(self.families.items())},
@@ -461,7 +463,8 @@ def synthesize_templates(
     metric: str = "spider",
     batch_size: int = 16,
     chunk_size: int = 64,
-    max_new_tokens: int = 160,
+    max_new_tokens: int = 128,
+    time_budget: float | None = None,
     stats: SynthesisStats | None = None,
 ) -> list[dict]:
     """Template-based, execution-verified (question, SQL) pairs over real databases; resumable.
@@ -492,7 +495,8 @@ def synthesize_templates(
         metric: the result comparison of the verification ("spider", "bird" or "strict").
         batch_size: prompts per `generate` call.
         chunk_size: candidates taken through all stages together (records are written after each chunk).
-        max_new_tokens: generation budget per question or SQL.
+        max_new_tokens: generation budget per verifier answer (questions get at most 80 tokens).
+        time_budget: seconds after which no new chunk is started (the rest is left for a resumed run).
         stats: filled with the cost and yield of this run when given.
 
     Returns:
@@ -542,6 +546,8 @@ def synthesize_templates(
             if item_id in done:
                 continue
             items.append(_Item(id=item_id, db=db, candidate=candidate, stages=list(stages)))
+    # interleave the databases (first candidate of each, then the second, ...) so a run cut short covers them all
+    items.sort(key=lambda item: int(item.id.rsplit("-", 1)[1]))
     logger.info("template synthesis: %d candidates to process (%d done before)", len(items), len(done))
 
     from tqdm.auto import tqdm
@@ -549,6 +555,11 @@ def synthesize_templates(
     bar = tqdm(total=len(items), desc="templates", unit="sql", file=sys.stderr, disable=None)
     with _Appender(output) as out, _Appender(rejected_path(output)) as rej:
         for start in range(0, len(items), chunk_size):
+            if time_budget is not None and time.perf_counter() - started > time_budget:
+                stats.unfinished = len(items) - start
+                logger.warning("time budget of %.0f s spent: %d candidates left for a resumed run", time_budget,
+                               stats.unfinished)  # fmt: skip
+                break
             chunk = items[start : start + chunk_size]
             pending = list(chunk)
             while pending:
@@ -653,6 +664,7 @@ def _write_questions(items: list[_Item], generator, stats: SynthesisStats, *, ba
     ]
     texts = _generate(generator, prompts, stats, batch_size=batch_size, max_new_tokens=min(max_new_tokens, 80))
     for item, text in zip(asks, texts, strict=True):
+        stats.family(item.candidate.family)["calls"] += 1
         question = parse_question(text)
         if question is None:
             item.reason, item.feedback = "bad_question", "the reply was not a question"
@@ -675,6 +687,7 @@ def _verify(items: list[_Item], verifier, stats: SynthesisStats, *, metric: str,
         workers=0,
     )
     for item, pred, verdict in zip(items, preds, verdicts, strict=True):
+        stats.family(item.candidate.family)["calls"] += 1
         if verdict.correct:
             item.reason = ""
             continue
@@ -1146,6 +1159,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verifier-model", default=None, help="text-to-SQL model that verifies (default: --model)")
     group.add_argument("--families", default=None, help="comma-separated template families (default: all)")
     group.add_argument("--rule-questions-only", action="store_true", help="no SQL-to-text model; rule questions")
+    group.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (resumable)")
     group = parser.add_argument_group("strong")
     group.add_argument("--seeds", type=Path, help="seed examples (JSONL with question, sql[, schema, domain])")
     group.add_argument("--num-examples", type=int, default=10, help="requests to the strong model (default: 10)")
@@ -1196,6 +1210,7 @@ def run_cli(args: argparse.Namespace) -> int:
             question_source=args.question_source,
             families=[f.strip() for f in args.families.split(",")] if args.families else None,
             batch_size=args.batch_size,
+            time_budget=args.time_budget,
             stats=stats,
         )
     else:
