@@ -112,8 +112,11 @@ def judge(
     if progress:
         from tqdm import tqdm
 
+        class _Bar(tqdm):
+            monitor_interval = 0  # no monitor thread: worker processes can then be forked safely
+
         n_queries = len({(d, s) for d, g, p in prepared for s in (g, p)})
-        bar = tqdm(total=n_queries, desc="executing", unit="query", file=sys.stderr, dynamic_ncols=True)
+        bar = _Bar(total=n_queries, desc="executing", unit="query", file=sys.stderr, dynamic_ncols=True)
     try:
         with Executor(workers=workers, timeout=timeout) as executor:
             # phase 1: every item on its own database

@@ -110,21 +110,32 @@ def sql_tokens(sql: str) -> list[str]:
     return _TOKEN.findall(sql)
 
 
+# Comments and quoted things, for canonical_sql: every other piece of `_QUOTED.split(sql)` is one of them.
+_QUOTED = re.compile(
+    r"""(--[^\n]*\n?|/\*.*?(?:\*/|$)|'(?:[^']|'')*'?|"(?:[^"]|"")*"?|`[^`]*`?|\[[^\]]*\]?)""", re.DOTALL
+)
+_SPACES = re.compile(r"\s+")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def canonical_sql(sql: str) -> str:
     """A spelling of `sql` that SQLite runs identically: comments and whitespace runs become one space, and
-    unquoted ASCII words (keywords, names, functions: case-insensitive in SQLite) are lower-cased. Strings
-    and quoted names are untouched. Used to run textually different but equivalent queries once.
+    ASCII letters outside strings and quoted names (keywords, names, functions: case-insensitive in SQLite)
+    are lower-cased. Used to run textually different but equivalent queries once.
     """
-    out = []
-    for tok in _TOKEN.findall(sql):
-        first = tok[0]
-        if first.isspace() or tok.startswith(("--", "/*")):
-            if out and out[-1] != " ":
-                out.append(" ")
-        elif (first.isalpha() or first == "_") and tok.isascii():
-            out.append(tok.lower())
+    pieces = _QUOTED.split(sql)
+    out: list[str] = []
+    code: list[str] = []
+    for k, piece in enumerate(pieces):
+        if k % 2 == 0:
+            code.append(piece)
+        elif piece.startswith(("--", "/*")):
+            code.append(" ")
         else:
-            out.append(tok)
+            out.append(_SPACES.sub(" ", "".join(code)).translate(_ASCII_LOWER))
+            out.append(piece)
+            code = []
+    out.append(_SPACES.sub(" ", "".join(code)).translate(_ASCII_LOWER))
     return "".join(out).strip()
 
 
@@ -322,15 +333,30 @@ def _as_tuple(r: ExecutionResult) -> tuple:
     return (r.ok, r.rows, r.columns, r.error, r.message, r.elapsed, r.truncated)
 
 
-def _worker_main(conn, tasks: list[tuple[int, str, str]], options: dict) -> None:
+#: A worker sends its results in batches: at most this many, or after this many seconds.
+BATCH_SIZE = 64
+BATCH_SECONDS = 0.05
+
+
+def _worker_main(conn, tasks: list[tuple[int, str, str]], options: dict, position) -> None:
+    """Run `tasks` in order; `position.value` is the one running now (the parent reads it if this process dies)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business: it kills the workers
     session = _Session()
+    batch: list = []
+    last = time.monotonic()
     try:
-        for index, db_path, sql in tasks:
-            result = _execute_in_session(session, db_path, sql, **options)
-            conn.send((index, _as_tuple(result)))
+        for k, (index, db_path, sql) in enumerate(tasks):
+            position.value = k
+            batch.append((index, _as_tuple(_execute_in_session(session, db_path, sql, **options))))
+            now = time.monotonic()
+            if len(batch) >= BATCH_SIZE or now - last > BATCH_SECONDS:
+                conn.send(batch)
+                batch, last = [], now
+        position.value = len(tasks)
+        if batch:
+            conn.send(batch)
     finally:
         session.close()
         conn.close()
@@ -455,42 +481,44 @@ class Executor:
 
         ctx = _context(self.start_method)
         size = -(-len(tasks) // n_workers)
-        pending = [tasks[k : k + size] for k in range(0, len(tasks), size)]
-        running: dict = {}  # connection -> [process, remaining tasks, position, last activity]
+        running: dict = {}  # connection -> [process, shard, results received, last activity, shared position]
 
-        def start(shard):
+        def start(shard) -> None:
+            if not shard:
+                return
             parent_conn, child_conn = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker_main, args=(child_conn, shard, self.options), daemon=True)
+            position = ctx.RawValue("q", -1)
+            proc = ctx.Process(target=_worker_main, args=(child_conn, shard, self.options, position), daemon=True)
             proc.start()
             child_conn.close()
-            running[parent_conn] = [proc, shard, 0, time.monotonic()]
+            running[parent_conn] = [proc, shard, 0, time.monotonic(), position]
 
         def fail_current(conn, kind: str, message: str) -> None:
-            proc, shard, pos, _ = running.pop(conn)
+            """The worker died or hangs: its current query gets `kind`; a new worker takes the others."""
+            proc, shard, received, _, position = running.pop(conn)
             conn.close()
             if proc.is_alive():
                 proc.kill()
             proc.join()
-            if pos < len(shard):
-                index, db_path, sql = shard[pos]
-                logger.warning("query %r on %s: %s", sql[:200], db_path, message)
-                results[index] = ExecutionResult.failure(kind, message)
-                if progress is not None:
-                    progress(1)
-                if pos + 1 < len(shard):
-                    start(shard[pos + 1 :])
+            current = min(max(position.value, received), len(shard) - 1)
+            index, db_path, sql = shard[current]
+            logger.warning("query %r on %s: %s", sql[:200], db_path, message)
+            results[index] = ExecutionResult.failure(kind, message)
+            if progress is not None:
+                progress(1)
+            start(shard[received:current] + shard[current + 1 :])  # finished-but-unsent ones run again
 
-        grace = 2.0 + self.timeout
+        grace = 2.0 + BATCH_SECONDS + self.timeout
         try:
-            for shard in pending:
-                start(shard)
+            for k in range(0, len(tasks), size):
+                start(tasks[k : k + size])
             while running:
                 ready = wait(list(running), timeout=0.5)
                 now = time.monotonic()
                 for conn in ready:
                     state = running[conn]
                     try:
-                        index, payload = conn.recv()
+                        batch = conn.recv()
                     except (EOFError, OSError):
                         proc = state[0]
                         proc.join(timeout=1.0)
@@ -502,11 +530,12 @@ class Executor:
                         why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                         fail_current(conn, "crash", f"the worker process died while running this query ({why})")
                         continue
-                    results[index] = ExecutionResult(*payload)
-                    state[2] += 1
+                    for index, payload in batch:
+                        results[index] = ExecutionResult(*payload)
+                    state[2] += len(batch)
                     state[3] = now
                     if progress is not None:
-                        progress(1)
+                        progress(len(batch))
                 for conn, state in list(running.items()):
                     if conn not in ready and now - state[3] > grace:
                         fail_current(conn, "timeout", f"the query did not stop within {grace:.1f} s; worker killed")
