@@ -247,6 +247,8 @@ def read_predictions(predictions: str | Path, *, gold: str | Path | None = None)
     path = Path(predictions)
     lines = _decode_lines(path)
     if _looks_like_jsonl(path, lines):
+        if gold is not None:
+            logger.warning("%s is JSONL: its own `gold` fields are used and the --gold file is ignored", path)
         records = []
         for n, line in enumerate(lines, 1):
             if not line.strip():

@@ -223,7 +223,11 @@ def _classify(exc: BaseException, *, timed_out: bool) -> str:
         return "missing_db"
     if "syntax error" in message or "incomplete input" in message or "unrecognized token" in message:
         return "syntax"
-    if isinstance(exc, sqlite3.DataError | OverflowError | MemoryError) or "too big" in message:
+    if (
+        isinstance(exc, sqlite3.DataError | OverflowError | MemoryError)
+        or "too big" in message
+        or "out of memory" in message
+    ):
         return "too_large"
     return "runtime"
 
@@ -333,6 +337,8 @@ def _as_tuple(r: ExecutionResult) -> tuple:
     return (r.ok, r.rows, r.columns, r.error, r.message, r.elapsed, r.truncated)
 
 
+#: SQLite heap limit in worker processes (bytes; 0 for none).
+WORKER_HEAP_LIMIT = 4 * 2**30
 #: A worker sends its results in batches: at most this many, or after this many seconds.
 BATCH_SIZE = 64
 BATCH_SECONDS = 0.05
@@ -343,6 +349,10 @@ def _worker_main(conn, tasks: list[tuple[int, str, str]], options: dict, positio
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business: it kills the workers
+    if WORKER_HEAP_LIMIT:  # process-wide, so only in workers: a query past it fails with "out of memory"
+        limit = sqlite3.connect(":memory:")
+        limit.execute(f"PRAGMA hard_heap_limit = {int(WORKER_HEAP_LIMIT)}")
+        limit.close()
     session = _Session()
     batch: list = []
     last = time.monotonic()

@@ -262,3 +262,29 @@ def test_result_is_frozen():
     r = ExecutionResult(ok=True, rows=((1,),))
     with pytest.raises(AttributeError):
         r.ok = False  # type: ignore[misc]
+
+
+def test_crash_in_a_long_batch(tiny_db, monkeypatch):
+    """Results a worker finished but had not sent yet when it died are recomputed, not lost."""
+    original = execution._execute_in_session
+
+    def crashy(session, db_path, sql, **options):
+        if sql == "SELECT 150":
+            os._exit(9)
+        return original(session, db_path, sql, **options)
+
+    monkeypatch.setattr(execution, "_execute_in_session", crashy)
+    items = [(tiny_db, f"SELECT {i}") for i in range(300)]
+    with Executor(workers=2, start_method="fork") as ex:
+        results = ex.map(items)
+    assert [r.error for r in results].count("crash") == 1 and results[150].error == "crash"
+    assert all(r.rows == ((i,),) for i, r in enumerate(results) if i != 150)
+
+
+def test_memory_error_in_worker_is_data(tiny_db, monkeypatch):
+    monkeypatch.setattr(execution, "WORKER_HEAP_LIMIT", 8 * 2**20)
+    sql = "SELECT length(hex(zeroblob(10000000)))"  # a 20 MB string: fine in-process, over the worker heap limit
+    assert execute(tiny_db, sql).rows == ((20000000,),)
+    with Executor(workers=1, start_method="fork") as ex:
+        big, small = ex.map([(tiny_db, sql), (tiny_db, "SELECT 1")])
+    assert big.error == "too_large" and small.rows == ((1,),)
