@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 MAX_RESULT_ROWS = 100
 MAX_TEXT_VALUE_CHARS = 40
 _DISTINCT_VALUES = 200
+_IDENTIFIER_NAME = re.compile(r"(id|code|phone|zip|number|num|no)$|^(id|code)|_id_", re.IGNORECASE)
 
 _RESERVED = {
     "abort", "action", "add", "all", "alter", "and", "as", "asc", "between", "by", "case", "check", "collate",
@@ -82,6 +83,10 @@ class TableProfile:
 
     def of_kind(self, kind: str, *, keys: bool = False) -> list[ColumnProfile]:
         return [c for c in self.columns if c.kind == kind and (keys or not c.is_key) and c.n_nonnull > 0]
+
+    def measures(self) -> list[ColumnProfile]:
+        """Numeric columns that are quantities (not ids, codes or phone numbers): what averages are taken of."""
+        return [c for c in self.of_kind("number") if not _IDENTIFIER_NAME.search(c.name)]
 
 
 @dataclass
@@ -355,8 +360,8 @@ def _count_filter(rng, db):
 
 
 def _aggregate(rng, db):
-    t = _pick(rng, [t for t in _tables_with_rows(db) if t.of_kind("number")])
-    col = _pick(rng, [c for c in t.of_kind("number") if c.n_distinct >= 2])
+    t = _pick(rng, [t for t in _tables_with_rows(db) if t.measures()])
+    col = _pick(rng, [c for c in t.measures() if c.n_distinct >= 2])
     agg = _pick(rng, list(_AGGS))
     q_t = quote(t.name)
     if rng.random() < 0.5:
@@ -391,7 +396,7 @@ def _group_count(rng, db):
 def _group_aggregate(rng, db):
     t = _pick(rng, [t for t in _tables_with_rows(db) if any(c.categorical for c in t.columns if not c.is_key)])
     col = _pick(rng, [c for c in t.columns if c.categorical and not c.is_key])
-    num = _pick(rng, [c for c in t.of_kind("number") if c.name != col.name and c.n_distinct >= 2])
+    num = _pick(rng, [c for c in t.measures() if c.name != col.name and c.n_distinct >= 2])
     agg = _pick(rng, list(_AGGS))
     q_c = quote(col.name)
     sql = f"SELECT {q_c}, {agg}({quote(num.name)}) FROM {quote(t.name)} GROUP BY {q_c}"
@@ -410,8 +415,8 @@ def _group_having(rng, db):
 
 
 def _order_limit(rng, db):
-    t = _pick(rng, [t for t in _tables_with_rows(db, 3) if any(c.n_distinct >= 3 for c in t.of_kind("number"))])
-    num = _pick(rng, [c for c in t.of_kind("number") if c.n_distinct >= 3])
+    t = _pick(rng, [t for t in _tables_with_rows(db, 3) if any(c.n_distinct >= 3 for c in t.measures())])
+    num = _pick(rng, [c for c in t.measures() if c.n_distinct >= 3])
     proj = _projection(rng, t, avoid=num.name)
     desc = rng.random() < 0.6
     k = rng.choice([1, 1, 3, 5])
@@ -447,8 +452,8 @@ def _superlative_group(rng, db):
 
 
 def _between(rng, db):
-    t = _pick(rng, [t for t in _tables_with_rows(db, 3) if any(len(c.values) >= 4 for c in t.of_kind("number"))])
-    num = _pick(rng, [c for c in t.of_kind("number") if len(c.values) >= 4])
+    t = _pick(rng, [t for t in _tables_with_rows(db, 3) if any(len(c.values) >= 4 for c in t.measures())])
+    num = _pick(rng, [c for c in t.measures() if len(c.values) >= 4])
     n = len(num.values)
     lo = num.values[rng.randrange(0, n // 2)]
     hi = num.values[rng.randrange(n // 2, n)]
@@ -538,8 +543,8 @@ def _nested_not_in(rng, db):
 
 
 def _nested_avg(rng, db):
-    t = _pick(rng, [t for t in _tables_with_rows(db, 3) if any(c.n_distinct >= 3 for c in t.of_kind("number"))])
-    num = _pick(rng, [c for c in t.of_kind("number") if c.n_distinct >= 3])
+    t = _pick(rng, [t for t in _tables_with_rows(db, 3) if any(c.n_distinct >= 3 for c in t.measures())])
+    num = _pick(rng, [c for c in t.measures() if c.n_distinct >= 3])
     proj = _projection(rng, t, avoid=num.name)
     above = rng.random() < 0.6
     q_t, q_n = quote(t.name), quote(num.name)

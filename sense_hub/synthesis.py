@@ -465,6 +465,7 @@ def synthesize_templates(
     chunk_size: int = 64,
     max_new_tokens: int = 128,
     time_budget: float | None = None,
+    schema_chars: int = 6000,
     stats: SynthesisStats | None = None,
 ) -> list[dict]:
     """Template-based, execution-verified (question, SQL) pairs over real databases; resumable.
@@ -497,6 +498,8 @@ def synthesize_templates(
         chunk_size: candidates taken through all stages together (records are written after each chunk).
         max_new_tokens: generation budget per verifier answer (questions get at most 80 tokens).
         time_budget: seconds after which no new chunk is started (the rest is left for a resumed run).
+        schema_chars: the schema budget of the verifier's prompt (`prompts.serialize_schema` trims big schemas
+            to it, keeping the tables closest to the question); prompt length is most of a small local model's cost.
         stats: filled with the cost and yield of this run when given.
 
     Returns:
@@ -577,8 +580,9 @@ def synthesize_templates(
                     item.reason = ""
                 if verify:
                     _verify(
-                        ready, verifier, stats, metric=metric, batch_size=batch_size, max_new_tokens=max_new_tokens
-                    )
+                        ready, verifier, stats, metric=metric, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                        schema_chars=schema_chars,
+                    )  # fmt: skip
                 still = []
                 for item in pending:
                     if item.question is not None and not item.reason:
@@ -671,14 +675,17 @@ def _write_questions(items: list[_Item], generator, stats: SynthesisStats, *, ba
         item.question, item.writer = question, generator.name
 
 
-def _verify(items: list[_Item], verifier, stats: SynthesisStats, *, metric: str, batch_size: int, max_new_tokens: int):
+def _verify(
+    items: list[_Item], verifier, stats: SynthesisStats, *, metric: str, batch_size: int, max_new_tokens: int,
+    schema_chars: int = 6000,
+):  # fmt: skip
     """The verifier answers each question; item.reason is "" when its SQL matches, else why not."""
     from sense_hub.evaluation import judge
     from sense_hub.prompts import extract_sql, prompt_for_database
 
     if not items:
         return
-    prompts = [prompt_for_database(item.question or "", item.db.path) for item in items]
+    prompts = [prompt_for_database(item.question or "", item.db.path, max_chars=schema_chars) for item in items]
     texts = _generate(verifier, prompts, stats, batch_size=batch_size, max_new_tokens=max_new_tokens)
     preds = [extract_sql(t) for t in texts]
     verdicts = judge(
