@@ -346,15 +346,19 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--predictions",
         required=True,
         type=Path,
+        metavar="PRED",
         help="JSONL with db_id, gold, pred per line, or a text file with one predicted SQL per line",
     )
     parser.add_argument(
         "--gold",
         type=Path,
+        metavar="GOLD",
         default=None,
         help="for a text predictions file: gold SQL file with `SQL<TAB>db_id` per line",
     )
-    parser.add_argument("--db-root", required=True, type=Path, help="folder holding <db_id>/<db_id>.sqlite")
+    parser.add_argument(
+        "--db-root", required=True, type=Path, metavar="DIR", help="folder holding <db_id>/<db_id>.sqlite"
+    )
     parser.add_argument(
         "--metric",
         choices=METRICS,
@@ -363,13 +367,20 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "strict: multiset, column order and DISTINCT kept",
     )
     parser.add_argument("--keep-distinct", action="store_true", help="spider metric: do not strip DISTINCT")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default 30)")
     parser.add_argument(
-        "--workers", type=int, default=None, help="worker processes (0: run in this process; default: automatic)"
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="seconds per query (default 30)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes (0: run in this process; default: automatic, processes for big jobs)",
     )
     parser.add_argument(
         "--output",
         type=Path,
+        metavar="OUT.jsonl",
         default=None,
         help="write one JSON line per input line: the input fields + correct + error",
     )
