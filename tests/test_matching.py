@@ -194,3 +194,64 @@ def test_results_match_order_flag():
     assert results_match(gold, pred, metric="spider")
     assert not results_match(gold, pred, metric="spider", order_matters=True)
     assert results_match(gold, pred, metric="bird", order_matters=True)
+
+
+def _brute_force_spider(gold, pred, order):
+    """The official semantics spelled out: unordered-row pre-check, then every column permutation."""
+    from collections import Counter
+    from itertools import permutations
+
+    if not gold and not pred:
+        return True
+    if len(gold) != len(pred) or len(gold[0]) != len(pred[0]):
+        return False
+
+    def unordered(rows):
+        return [tuple(sorted(r, key=lambda v: str(v) + str(type(v)))) for r in rows]
+
+    if order and unordered(gold) != unordered(pred):
+        return False
+    if not order and set(unordered(gold)) != set(unordered(pred)):
+        return False
+    for perm in permutations(range(len(gold[0]))):
+        moved = [tuple(r[j] for j in perm) for r in pred]
+        if (moved == list(gold)) if order else (Counter(moved) == Counter(gold)):
+            return True
+    return False
+
+
+def test_spider_matches_brute_force_on_random_tables():
+    import random
+
+    rng = random.Random(0)
+    values = [0, 1, 2, 1.0, 2.5, "a", "b", None, b"x"]
+    checked = positives = 0
+    for _ in range(3000):
+        n_rows, n_cols = rng.randint(0, 4), rng.randint(1, 5)
+        gold = [tuple(rng.choice(values[:4]) for _ in range(n_cols)) for _ in range(n_rows)]
+        kind = rng.random()
+        if kind < 0.5:  # a column/row shuffle of gold, sometimes with one value changed
+            perm = rng.sample(range(n_cols), n_cols)
+            pred = [tuple(r[j] for j in perm) for r in gold]
+            rng.shuffle(pred)
+            if pred and kind < 0.15:
+                row = list(pred[0])
+                row[0] = rng.choice(values)
+                pred[0] = tuple(row)
+        else:
+            pred = [tuple(rng.choice(values) for _ in range(n_cols)) for _ in range(n_rows)]
+        for order in (False, True):
+            expected = _brute_force_spider(gold, pred, order)
+            assert match(gold, pred, "spider", order) is expected, (gold, pred, order)
+            checked += 1
+            positives += expected
+    assert positives > 300 and checked - positives > 300  # both outcomes exercised
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_exact_values(metric):
+    assert not match([(0.3,)], [(0.1 + 0.2,)], metric)  # no float tolerance, like the official evaluators
+    assert match([(b"\x00",)], [(b"\x00",)], metric)
+    assert not match([(b"a",)], [("a",)], metric)
+    assert not match([(None,)], [(0,)], metric)
+    assert not match([("",)], [(None,)], metric)
