@@ -7,9 +7,11 @@ second statement. A progress handler interrupts a query past its deadline, and r
 bytes. Bad SQL, a missing database or a timeout give an `ExecutionResult` with an error kind, never an
 exception.
 
-`Executor` runs many `(db_path, sql)` pairs: identical pairs once, grouped by database so each worker keeps one
-connection per database, in forked worker processes that stream results back; a worker that dies (segfault,
-`os._exit`) marks the query it was running as `crash` and a fresh worker takes the rest.
+`Executor` runs many `(db_path, sql)` pairs: pairs that are the same up to `canonical_sql` (case of keywords and
+names, whitespace, comments) once, grouped by database so each worker keeps one connection per database, either
+in this process or in forked worker processes that send results back in batches; a worker that dies (segfault,
+`os._exit`) marks the query it was running as `crash` and a fresh worker takes the rest, and a worker stuck past
+the timeout is killed.
 """
 
 from __future__ import annotations
@@ -188,6 +190,9 @@ class _Session:
     def _progress(self) -> int:
         return 1 if time.perf_counter() > self.deadline else 0
 
+    def has(self, db_path: str) -> bool:
+        return db_path in self._connections
+
     def connection(self, db_path: str) -> sqlite3.Connection:
         con = self._connections.get(db_path)
         if con is None:
@@ -219,7 +224,7 @@ def _classify(exc: BaseException, *, timed_out: bool) -> str:
         return "refused"
     if "not authorized" in message or "authorization denied" in message or "readonly" in message:
         return "refused"
-    if "not a database" in message or "unable to open" in message or "malformed" in message:
+    if "not a database" in message or "unable to open" in message or "disk image is malformed" in message:
         return "missing_db"
     if "syntax error" in message or "incomplete input" in message or "unrecognized token" in message:
         return "syntax"
@@ -250,7 +255,7 @@ def _run(
     if lead is not None and lead.group(1).lower() in _STATEMENT_KEYWORDS:
         word = lead.group(1).upper()
         return ExecutionResult.failure("refused", f"only queries are allowed (SELECT, WITH, VALUES), not {word}")
-    if not os.path.isfile(db_path):
+    if not session.has(db_path) and not os.path.isfile(db_path):
         return ExecutionResult.failure("missing_db", f"database file not found: {db_path}")
     try:
         con = session.connection(db_path)
@@ -298,7 +303,7 @@ def _run(
                 truncated=True,
             )
         return ExecutionResult(ok=True, rows=tuple(rows), columns=columns, elapsed=elapsed)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return ExecutionResult.failure("runtime", "text could not be decoded")  # pragma: no cover (loop returns)
 
 
 def execute(
