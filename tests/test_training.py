@@ -110,7 +110,6 @@ def test_strong_to_sft_uses_the_database_schema(tiny_db):
     assert len(rows) == len(QUESTIONS)
     assert rows[0]["prompt"] == prompt_for_database(QUESTIONS[0][0], tiny_db)
     assert rows[0]["completion"] == [{"role": "assistant", "content": QUESTIONS[0][1]}]
-    assert "Joe Sharp" in rows[0]["prompt"][-1]["content"] or "singer" in rows[0]["prompt"][-1]["content"]
 
 
 def test_strong_to_sft_falls_back_to_the_schema_column(tmp_path):
@@ -375,7 +374,7 @@ def check_trained(out: Path, base: Path, *, stage: str) -> dict:
     before, after = read_weights(base), read_weights(out)
     assert any((before[n] - after[n]).abs().max() > 0 for n in before)
     card = (out / "README.md").read_text()
-    assert "model-index" in card or "base_model" in card
+    assert str(base) in card  # a local base model is named in the text (the YAML `base_model` takes Hub ids only)
     assert f"recipes/{stage}.py" in card
     from huggingface_hub import ModelCard
 
@@ -400,14 +399,15 @@ def test_sft_recipe_two_steps(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
     out = run_recipe("sft", config, tmp_path, monkeypatch, "--eval_summary", f"spider-dev={summary}")
     result = check_trained(out, tiny_model_dir, stage="sft")
     card = result["card"]
-    assert card.data.base_model == str(tiny_model_dir)
     assert "sft" in card.data.tags
     (ev,) = card.data.eval_results
     assert (ev.dataset_name, ev.metric_type, ev.metric_value) == ("spider-dev", "execution_accuracy", 0.25)
     assert "learning_rate" in card.text and "0.001" in card.text
 
 
-def test_cdpo_recipe_two_steps(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+def test_cdpo_recipe_two_steps_and_push_to_hub(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+    from hub_server import HubServer
+
     pairs = write_jsonl(tmp_path / "pairs.jsonl", pairs_records(tiny_db))
     config = {
         "model_name_or_path": str(tiny_model_dir),
@@ -419,10 +419,16 @@ def test_cdpo_recipe_two_steps(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
         "cdpo_epsilon": 0.1,
         **CPU,
     }
-    out = run_recipe("cdpo", config, tmp_path, monkeypatch, "--precompute_ref_log_probs", "true")
+    extra = ["--precompute_ref_log_probs", "true", "--push_to_hub", "--hub_model_id", "sense/sense-cdpo-tiny"]
+    with HubServer() as hub:
+        hub.patch_client(monkeypatch, cache_dir=tmp_path / "hf-cache")
+        out = run_recipe("cdpo", config, tmp_path, monkeypatch, *extra)
+        files = hub.files("sense/sense-cdpo-tiny", repo_type="model")
     card = check_trained(out, tiny_model_dir, stage="cdpo")["card"]
     assert "cdpo" in card.data.tags
     assert "cdpo_epsilon" in card.text and "robust" in card.text
+    assert {"README.md", "model.safetensors", "config.json", "tokenizer.json"} <= set(files)
+    assert files["README.md"].decode() == (out / "README.md").read_text()
 
 
 def test_sft_recipe_with_lora_merges_into_a_plain_model(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
