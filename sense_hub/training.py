@@ -54,6 +54,11 @@ class SenseScriptArguments(ScriptArguments):
     `dataset_name` is a JSONL file of records, a local Hub-layout dataset folder, or a Hub dataset id.
     """
 
+    dataset_test_split: str = field(
+        default="validation",
+        metadata={"help": "Evaluation split (sense-hub datasets have train and validation, split by database)."},
+    )
+
     db_root: str | None = field(
         default=None,
         metadata={
