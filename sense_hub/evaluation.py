@@ -375,7 +375,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="worker processes (0: run in this process; default: automatic, processes for big jobs)",
+        help="worker processes, which isolate crashes (0: run in this process; default: processes for big jobs "
+        "on machines with 4+ CPUs, else in-process)",
     )
     parser.add_argument(
         "--output",
