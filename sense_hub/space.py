@@ -25,6 +25,7 @@ Configuration comes from environment variables (`SpaceConfig.from_env`):
 # No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotations of the handlers that
 # `build_demo` defines, and those must be real classes.
 
+import atexit
 import hashlib
 import logging
 import os
@@ -190,7 +191,10 @@ class SessionStore:
     """
 
     def __init__(self, root: str | Path | None = None, *, max_age_s: float = 3600.0):
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="sense-demo-sessions-"))
+        if root is None:
+            root = tempfile.mkdtemp(prefix="sense-demo-sessions-")
+            atexit.register(_remove_tree, Path(root))  # a folder we made is ours to delete at exit
+        self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_age_s = max_age_s
         self._lock = threading.Lock()

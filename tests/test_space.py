@@ -437,3 +437,23 @@ def test_latest_upload_keeps_what_the_visitor_added_last(tiny_db, tmp_path):
     assert latest_upload([str(a), str(b)]) == [str(a), str(b)]
     assert latest_upload([db, str(a), str(b)]) == [str(a), str(b)]
     assert latest_upload([str(a), other]) == [other]
+
+
+def test_api_answer_returns_the_sql_and_exactly_its_rows(tiny_db, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from sense_hub.space import build_demo, launch_options
+
+    question = "What are the names and ages of singers from France?"
+    gold = "SELECT name, age FROM singer WHERE country = 'France'"
+    config = SpaceConfig(timeout=1.0)
+    assistant = SQLAssistant(config, generator=CannedGenerator({question: [gold + ";"]}))
+    demo = build_demo(config, assistant=assistant, examples_root=tmp_path / "examples")
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(config))
+    try:
+        sql, table = Client(url, verbose=False).predict(handle_file(str(tiny_db)), question, api_name="/answer")
+    finally:
+        demo.close()
+    assert sql == gold
+    headers, rows = sqlite_rows(tiny_db, gold)
+    assert table["headers"] == headers and table["data"] == rows
