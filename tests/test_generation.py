@@ -412,3 +412,20 @@ def test_tgi_offline_mode_is_explained(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(GenerationError, match="unset HF_HUB_OFFLINE"):
         TGIGenerator("http://127.0.0.1:9")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The embedded model, end to end
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_embedded_model_writes_sql_for_a_question(tiny_db):
+    from sense_hub.prompts import extract_sql, prompt_for_database
+
+    generator = load_generator("embedded")
+    prompt = prompt_for_database("How many singers are there?", tiny_db)
+    out = generator.generate([prompt], GenerationConfig(max_new_tokens=48))
+    sql = extract_sql(out[0][0])
+    assert sql.upper().startswith(("SELECT", "WITH")), out
+    assert " FROM " in f" {sql.upper()} ", out
