@@ -115,7 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best time is reported")
-    parser.add_argument("--workers", type=int, default=None, help="--workers for sense-hub eval (default: auto)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="time only `sense-hub eval --workers N` (default: default and 2)"
+    )
     args = parser.parse_args()
     db_root = args.data / "spider" / "database"
     gold, preds = load_predictions(args.data)
@@ -136,9 +138,9 @@ def main() -> None:
         f"machine: {sys.platform}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, python "
         f"{sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}"
     )
-    variants = {"sense-hub eval (auto workers)": args.workers, "sense-hub eval --workers 0": 0}
-    if args.workers == 0:
-        variants = {"sense-hub eval --workers 0": 0}
+    variants = {"sense-hub eval": args.workers, "sense-hub eval --workers 2": 2}
+    if args.workers is not None:
+        variants = {f"sense-hub eval --workers {args.workers}": args.workers}
     with tempfile.TemporaryDirectory() as tmp:
         for name, records in (("published (8 systems x 972)", published), ("sampling (16 per question)", sampling)):
             path = Path(tmp) / "records.jsonl"
