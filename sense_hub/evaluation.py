@@ -71,6 +71,7 @@ def judge(
     timeout: float = 30.0,
     workers: int | None = None,
     progress: bool = False,
+    max_rows: int = 1_000_000,
 ) -> list[Verdict]:
     """Judge `(db_path, gold_sql, pred_sql)` items by execution.
 
@@ -85,6 +86,8 @@ def judge(
         timeout: seconds per query.
         workers: worker processes (`0`: in this process; `None`: automatic).
         progress: show a tqdm progress bar on stderr.
+        max_rows: a result with more rows counts as `too_large` (for the gold: `gold_error`). BIRD's evaluator
+            has no cap, and a few of its gold queries return tens of thousands of rows.
 
     Returns:
         One `Verdict` per item, in order.
@@ -118,7 +121,7 @@ def judge(
         n_queries = len({(d, s) for d, g, p in prepared for s in (g, p)})
         bar = _Bar(total=n_queries, desc="executing", unit="query", file=sys.stderr, dynamic_ncols=True)
     try:
-        with Executor(workers=workers, timeout=timeout) as executor:
+        with Executor(workers=workers, timeout=timeout, max_rows=max_rows) as executor:
             # phase 1: every item on its own database
             flat = [(d, s) for d, g, p in prepared for s in (g, p)]
             results = executor.map(flat, progress=bar.update if bar is not None else None)

@@ -293,3 +293,15 @@ def test_eval_does_not_import_torch(tiny_db, tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert json.loads(lines[-2])["correct"] == 1  # the summary line of the eval
     assert json.loads(lines[-1]) == {"rc": 0, "heavy": []}
+
+
+def test_too_large_results(tiny_db):
+    big = "SELECT a.name FROM singer a, singer b, singer c"  # 125 rows
+    items = [(tiny_db, "SELECT 1", big), (tiny_db, big, "SELECT 1"), (tiny_db, big, big)]
+    verdicts = judge(items, metric="bird", workers=0, max_rows=100)
+    assert [(v.correct, v.error) for v in verdicts] == [
+        (False, "too_large"),
+        (False, "gold_error"),
+        (False, "gold_error"),
+    ]
+    assert all(v.correct for v in judge(items[2:], metric="bird", workers=0))
