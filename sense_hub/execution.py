@@ -218,7 +218,7 @@ class _Session:
 
 def _classify(exc: BaseException, *, timed_out: bool) -> str:
     message = str(exc).lower()
-    if timed_out or "interrupted" in message:
+    if timed_out:
         return "timeout"
     if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in message:
         return "refused"
@@ -284,8 +284,11 @@ def _run(
             if attempt == 0 and "could not decode" in str(e).lower():
                 continue
             elapsed = time.perf_counter() - start
-            kind = _classify(e, timed_out=time.perf_counter() > session.deadline)
-            return ExecutionResult.failure(kind, str(e), elapsed=elapsed)
+            timed_out = time.perf_counter() > session.deadline
+            if not timed_out and "interrupted" in str(e).lower():
+                # the progress handler swallowed an exception raised in it: Ctrl-C (SIGINT) while SQLite ran
+                raise KeyboardInterrupt from e
+            return ExecutionResult.failure(_classify(e, timed_out=timed_out), str(e), elapsed=elapsed)
         except (sqlite3.Error, ValueError, OverflowError, MemoryError, UnicodeError) as e:
             elapsed = time.perf_counter() - start
             return ExecutionResult.failure(_classify(e, timed_out=False), f"{type(e).__name__}: {e}", elapsed=elapsed)
