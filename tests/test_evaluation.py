@@ -305,3 +305,34 @@ def test_too_large_results(tiny_db):
         (False, "gold_error"),
     ]
     assert all(v.correct for v in judge(items[2:], metric="bird", workers=0))
+
+
+def test_ctrl_c_stops_a_running_query(tiny_db, tmp_path):
+    """SIGINT while SQLite runs a query stops the evaluation (it is not swallowed and counted as a timeout)."""
+    import os
+    import signal
+    import time
+
+    pred = tmp_path / "p.jsonl"
+    pred.write_text(json.dumps({"db_id": "concert_singer", "gold": "SELECT 1", "pred": ENDLESS}) + "\n")
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from sense_hub.cli import main\n"
+        f"main(['eval', '--predictions', {str(pred)!r}, '--db-root', {str(tiny_db.parent.parent)!r},"
+        " '--timeout', '20', '--workers', '0'])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = b""
+        while b"executing" not in seen:  # the progress bar is up: the query is running
+            chunk = os.read(proc.stderr.fileno(), 1024)
+            assert chunk, "the evaluation ended before it was interrupted"
+            seen += chunk
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert b"KeyboardInterrupt" in err
+    assert b'"metric"' not in out  # no summary: the run stopped
