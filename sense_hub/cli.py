@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     module.add_cli_arguments(parser)
     args = parser.parse_args(rest)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    return int(module.run_cli(args) or 0)
+    try:
+        return int(module.run_cli(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"sense-hub {name}: interrupted; finished work is kept, run the same command to resume\n")
+        return 130
 
 
 if __name__ == "__main__":
