@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "INSTRUCTION",
     "SYSTEM_PROMPT",
     "build_prompt",
     "extract_sql",
@@ -26,10 +27,10 @@ __all__ = [
     "serialize_schema",
 ]
 
-SYSTEM_PROMPT = (
-    "You are a text-to-SQL assistant. Given an SQLite database schema and a question, "
-    "answer with one SQLite query that answers the question. Reply with the SQL query only."
-)
+SYSTEM_PROMPT = "You are a text-to-SQL assistant. Answer with one SQLite SELECT query and nothing else."
+INSTRUCTION = "Answer with one SQLite SELECT query that starts with SELECT."
+# (Wording chosen on the embedded SmolLM2-135M: asking for a query "that starts with SELECT" stops it from echoing
+# the CREATE TABLE statements back, its most common failure with a plainer instruction.)
 
 _MAX_SAMPLE_CHARS = 40
 
@@ -251,7 +252,7 @@ def build_prompt(question: str, schema: str, *, evidence: str = "") -> list[dict
     if evidence and evidence.strip():
         parts.append(f"External knowledge: {evidence.strip()}")
     parts.append(f"Question: {question.strip()}")
-    parts.append("Write one SQLite query that answers the question.")
+    parts.append(INSTRUCTION)
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": "\n\n".join(parts)},
