@@ -79,6 +79,7 @@ def main() -> None:
     records = synthesize_templates(
         paths,
         generator=model,
+        verifier=model,
         output=output,
         per_database=args.per_database,
         rounds=args.rounds,

@@ -457,8 +457,7 @@ def synthesize_templates(
     verifier=None,
     rounds: int = 2,
     seed: int = 0,
-    verify: bool = True,
-    question_source: str = "model",
+    question_source: str = "auto",
     families: list[str] | None = None,
     metric: str = "spider",
     batch_size: int = 16,
@@ -473,25 +472,26 @@ def synthesize_templates(
     For every database, `per_database` distinct candidate queries are filled from the template families and
     checked by execution (non-empty, non-trivial result). Each then goes through question *stages*:
 
-    - `question_source="model"`: the SQL-to-text model writes the question; the next `rounds - 1` stages re-ask
+    - `question_source="model"` (the default with a verifier): the SQL-to-text model writes the question; the next `rounds - 1` stages re-ask
       it with the verifier's failure as feedback; a last stage uses the rule-based template question.
-    - `question_source="template"`: the rule-based template question first; then `rounds - 1` model rewrites
-      with feedback.
+    - `question_source="template"` (the default without a verifier): the rule-based template question first; then
+      `rounds - 1` model rewrites with feedback.
 
     After each stage the verifier (a text-to-SQL model, prompted with `prompts.prompt_for_database`) answers the
     question; the pair is kept when its SQL gives the same result as the template SQL under `metric`
-    (`evaluation.judge`). With `verify=False` the first usable question is kept and the record says "executed".
+    (`evaluation.judge`). Without a verifier the first usable question is kept and the record says "executed"
+    (by default the rule-based question: an unchecked model-written question is not trusted).
 
     Args:
         db_paths: `.sqlite` files (their stems are the db_ids).
         generator: the SQL-to-text model (a `generation.Generator`), or None for rule-based questions only.
         output: the JSONL file of strong records (appended to; records already there are skipped on resume).
         per_database: candidate queries per database (kept records are at most this many).
-        verifier: the text-to-SQL model that checks each question (default: `generator`).
+        verifier: the text-to-SQL model that checks each question (often the same object as `generator`); None
+            keeps every executable pair unverified (verification "executed").
         rounds: question stages per candidate, besides the rule-based last resort (`question_source="model"`).
         seed: random seed of the template filling (the same seed gives the same candidates and ids).
-        verify: run the verifier; False keeps every executable pair with verification "executed".
-        question_source: "model" or "template" (see above).
+        question_source: "model", "template" or "auto" (model with a verifier, template without; see above).
         families: template families to use (default: all of `sql_templates.FAMILIES`).
         metric: the result comparison of the verification ("spider", "bird" or "strict").
         batch_size: prompts per `generate` call.
@@ -509,8 +509,11 @@ def synthesize_templates(
         ValueError: an unknown `question_source` or template family, or an unreadable `output`.
         DatabaseError: a database file is missing or not SQLite.
     """
-    if question_source not in ("model", "template"):
-        raise ValueError(f"question_source must be 'model' or 'template', got {question_source!r}")
+    if question_source not in ("model", "template", "auto"):
+        raise ValueError(f"question_source must be 'model', 'template' or 'auto', got {question_source!r}")
+    verify = verifier is not None
+    if question_source == "auto":
+        question_source = "model" if verify else "template"
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     stats = stats if stats is not None else SynthesisStats()
@@ -523,10 +526,6 @@ def synthesize_templates(
     seen_sql = {normalize_sql(r["sql"]) for r in kept_records}
     seen_q = {normalize_question(r["question"]) for r in kept_records}
     stats.resumed = len(kept_records)
-    if verify and verifier is None:
-        verifier = generator
-    if verify and verifier is None:
-        raise ValueError("verification needs a text-to-SQL model: pass `verifier` or `generator`, or verify=False")
 
     if generator is None:
         stages = ["template"]
@@ -1159,9 +1158,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-verify", action="store_true", help="keep executable pairs without model verification")
     group.add_argument(
         "--question-source",
-        choices=("model", "template"),
-        default="model",
-        help="who writes the first question: the SQL-to-text model or the template rule (default: model)",
+        choices=("auto", "model", "template"),
+        default="auto",
+        help="who writes the first question: the SQL-to-text model or the template rule (default: auto = the "
+        "model when verifying, the rule with --no-verify)",
     )
     group.add_argument("--verifier-model", default=None, help="text-to-SQL model that verifies (default: --model)")
     group.add_argument("--families", default=None, help="comma-separated template families (default: all)")
@@ -1195,25 +1195,22 @@ def run_cli(args: argparse.Namespace) -> int:
             databases = {d: databases[d] for d in wanted}
         if not databases:
             raise SystemExit(f"no <db_id>/<db_id>.sqlite databases under {args.db_root}")
-        needs_model = not args.rule_questions_only or not args.no_verify
-        model = (
-            load_generator(args.model, backend=args.backend, base_url=args.base_url, api_key=args.api_key,
-                           batch_size=args.batch_size)
-            if needs_model else None
-        )  # fmt: skip
-        verifier = None
+        model = None
+        if not args.no_verify or (args.question_source == "model" and not args.rule_questions_only):
+            model = load_generator(args.model, backend=args.backend, base_url=args.base_url, api_key=args.api_key,
+                                   batch_size=args.batch_size)  # fmt: skip
+        verifier = None if args.no_verify else model
         if args.verifier_model and not args.no_verify:
             verifier = load_generator(args.verifier_model, backend=args.backend, base_url=args.base_url,
                                       api_key=args.api_key, batch_size=args.batch_size)  # fmt: skip
         records = synthesize_templates(
             [databases[d] for d in sorted(databases)],
             generator=None if args.rule_questions_only else model,
-            verifier=verifier or model,
+            verifier=verifier,
             output=args.output,
             per_database=args.per_database,
             rounds=args.rounds,
             seed=args.seed,
-            verify=not args.no_verify,
             question_source=args.question_source,
             families=[f.strip() for f in args.families.split(",")] if args.families else None,
             batch_size=args.batch_size,

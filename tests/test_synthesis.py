@@ -81,7 +81,7 @@ def test_template_rounds_feedback_and_records(tmp_path: Path):
     stats = SynthesisStats()
     output = tmp_path / "strong.jsonl"
     records = synthesize_templates(
-        [db], generator=model, output=output, per_database=10, rounds=2, stats=stats, batch_size=4
+        [db], generator=model, verifier=model, output=output, per_database=10, rounds=2, stats=stats, batch_size=4
     )
     # round 1: model questions fail verification; round 2 re-asks with feedback and they verify
     assert len(records) == 10 and stats.kept == 10
@@ -107,7 +107,9 @@ def test_unverified_pairs_are_rejected_with_their_reason(tmp_path: Path, tiny_db
     stats = SynthesisStats()
     output = tmp_path / "strong.jsonl"
     # one model round, then the rule-based question: the fake verifier answers neither correctly
-    records = synthesize_templates([tiny_db], generator=model, output=output, per_database=6, rounds=1, stats=stats)
+    records = synthesize_templates(
+        [tiny_db], generator=model, verifier=model, output=output, per_database=6, rounds=1, stats=stats
+    )
     assert records == [] and stats.kept == 0
     rejected = read_jsonl(rejected_path(output))
     assert len(rejected) == 6 and {r["reason"] for r in rejected} == {"verify_mismatch"}
@@ -119,29 +121,45 @@ def test_unverified_pairs_are_rejected_with_their_reason(tmp_path: Path, tiny_db
 def test_rule_questions_without_models(tmp_path: Path, tiny_db: Path):
     output = tmp_path / "strong.jsonl"
     stats = SynthesisStats()
-    records = synthesize_templates([tiny_db], generator=None, output=output, per_database=8, verify=False, stats=stats)
+    records = synthesize_templates([tiny_db], generator=None, output=output, per_database=8, stats=stats)
     assert len(records) == 8 and stats.calls == 0
     assert {r["verification"] for r in records} == {"executed"}
     assert all(r["generator"].endswith("+rule") for r in records)
     assert len({r["question"] for r in records}) == 8
-    with pytest.raises(ValueError, match="verification needs a text-to-SQL model"):
-        synthesize_templates([tiny_db], generator=None, output=tmp_path / "x.jsonl", per_database=1)
+    # without a verifier, an unchecked model-written question is not trusted: the rule writes it (unless asked)
+    model = FakeModel()
+    same = synthesize_templates([tiny_db], generator=model, output=tmp_path / "b.jsonl", per_database=8)
+    assert [r["question"] for r in same] == [r["question"] for r in records] and model.prompts == []
+    by_model = synthesize_templates(
+        [tiny_db], generator=model, output=tmp_path / "c.jsonl", per_database=8, question_source="model"
+    )
+    assert all(r["generator"].endswith("+fake") and r["verification"] == "executed" for r in by_model)
+    assert len(model.prompts) == 8
+    with pytest.raises(ValueError, match="question_source"):
+        synthesize_templates(
+            [tiny_db], generator=None, output=tmp_path / "x.jsonl", per_database=1, question_source="x"
+        )
 
 
 def test_template_synthesis_resumes(tmp_path: Path):
     db = make_shop_db(tmp_path / "dbs" / "shop" / "shop.sqlite")
     tiny = make_tiny_db(tmp_path / "dbs" / "concert_singer" / "concert_singer.sqlite")
     output = tmp_path / "strong.jsonl"
-    full = synthesize_templates([db, tiny], generator=FakeModel(), output=tmp_path / "full.jsonl", per_database=6)
 
-    first = synthesize_templates([db, tiny], generator=FakeModel(), output=output, per_database=3)
+    def run(path, n, model, stats=None):
+        return synthesize_templates(
+            [db, tiny], generator=model, verifier=model, output=path, per_database=n, stats=stats
+        )
+
+    full = run(tmp_path / "full.jsonl", 6, FakeModel())
+    first = run(output, 3, FakeModel())
     assert len(first) == 6
     # an interrupted write leaves a torn last line: it is dropped and the work redone
     with output.open("a") as f:
         f.write('{"id": "tmpl-shop-0000')
     stats = SynthesisStats()
     model = FakeModel()
-    resumed = synthesize_templates([db, tiny], generator=model, output=output, per_database=6, stats=stats)
+    resumed = run(output, 6, model, stats)
     assert stats.resumed == 6 and stats.kept == 6
     assert [r["id"] for r in resumed] == [r["id"] for r in first] + [r["id"] for r in resumed[6:]]
     assert sorted(r["id"] for r in resumed) == sorted(r["id"] for r in full)
@@ -149,7 +167,7 @@ def test_template_synthesis_resumes(tmp_path: Path):
     assert len(read_jsonl(output)) == 12
     # a finished run does nothing the second time
     stats = SynthesisStats()
-    again = synthesize_templates([db, tiny], generator=FakeModel(), output=output, per_database=6, stats=stats)
+    again = run(output, 6, FakeModel(), stats)
     assert again == resumed and stats.calls == 0
 
 
@@ -413,9 +431,7 @@ def test_sql_components_and_difficulty():
 
 
 def test_statistics_and_plot(tmp_path: Path, tiny_db: Path):
-    records = synthesize_templates(
-        [tiny_db], generator=None, output=tmp_path / "s.jsonl", per_database=20, verify=False
-    )
+    records = synthesize_templates([tiny_db], generator=None, output=tmp_path / "s.jsonl", per_database=20)
     stats = synthesis_statistics(records)
     assert stats["examples"] == 20 and stats["databases"] == 1
     assert sum(stats["difficulty"].values()) == 20 and all(stats["difficulty"][k] > 0 for k in stats["difficulty"])
@@ -474,7 +490,7 @@ def test_templates_with_the_embedded_model(tmp_path: Path, tiny_db: Path):
     stats = SynthesisStats()
     output = tmp_path / "strong.jsonl"
     records = synthesize_templates(
-        [tiny_db], generator=model, output=output, per_database=4, rounds=1, question_source="template",
+        [tiny_db], generator=model, verifier=model, output=output, per_database=4, rounds=1, question_source="template",
         stats=stats, max_new_tokens=48,
     )  # fmt: skip
     validate_records("strong", records)
