@@ -1045,7 +1045,7 @@ def synthesize_strong(
                 try:
                     record = _check_strong(
                         text, record_id=record_id, index=i, difficulty=difficulty, db_out_root=db_out_root,
-                        seen_sql=seen_sql, seen_q=seen_q, generator_name=generator.name, allow_empty=allow_empty,
+                        seen_sql=seen_sql, seen_q=seen_q, generator_name=_model_name(generator), allow_empty=allow_empty,
                         execute=execute,
                     )  # fmt: skip
                 except _Rejected as rejection:
@@ -1066,6 +1066,12 @@ def synthesize_strong(
     stats.elapsed += time.perf_counter() - started
     logger.info("%s", stats.table())
     return kept_records
+
+
+def _model_name(generator) -> str:
+    """The served model's name when the backend has one (an endpoint's URL says little), else the generator's."""
+    model = getattr(generator, "model", None)
+    return model if isinstance(model, str) and model else generator.name
 
 
 def _check_strong(

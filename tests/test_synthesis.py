@@ -348,7 +348,7 @@ def test_strong_synthesis_rejects_each_malformed_reply_with_its_reason(tmp_path:
     assert all("education, healthcare, airlines, entertainment" in p for p in prompts)
     # kept records point at real databases with the model's rows; rejected ones leave no database behind
     good, hard, bikes = records
-    assert good["domain"] == "urban beekeeping" and good["generator"].startswith("strong:openai:")
+    assert good["domain"] == "urban beekeeping" and good["generator"] == "strong:strong-llm"
     assert good["sql"] == "SELECT rooftop FROM hive WHERE colonies > 4" and good["verification"] == "executed"
     path = db_root / good["db_id"] / f"{good['db_id']}.sqlite"
     with sqlite3.connect(path) as con:
