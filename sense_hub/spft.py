@@ -901,19 +901,26 @@ def _model_card(
         }
     ]
     hyperparameters = {name: getattr(training_args, name) for name in _CARD_HYPERPARAMETERS}
+    from sense_hub.models import EMBEDDED, EMBEDDED_BASE_MODEL
+
+    base_model = str(model_args.model_name_or_path)
     text = model_card(
-        model_name=Path(training_args.output_dir).name,
-        base_model=str(model_args.model_name_or_path),
+        model_name=(training_args.hub_model_id or "").split("/")[-1] or Path(training_args.output_dir).name,
+        base_model=EMBEDDED_BASE_MODEL if base_model == EMBEDDED else base_model,
         datasets=[dataset],
-        recipe="recipes/spft.py",
+        recipe="spft",
         command=" ".join(shlex.quote(a) for a in sys.argv) or "sense_hub.spft.run_spft",
         hyperparameters=hyperparameters,
         results=results,
+        tags=["spft-sql", "self-play"],
     )
     return (
         text.rstrip()
         + "\n\n## SPFT-SQL self-play rounds\n\n"
-        + "Main = the best model of the base by held-out execution accuracy, opponent = the weakest (also the "
+        + "Trained with SPFT-SQL self-play fine-tuning (Zhang et al., 2025): each round the main model learns to "
+        + "prefer the gold SQL over the opponent's SQL with SPIN's logistic loss, weighted by the opponent SQL's "
+        + "execution reward (1 when its result differs from gold, 0 when it matches: correct SQL is never pushed "
+        + "down). Main = the best model of the base by held-out execution accuracy, opponent = the weakest (also the "
         + "reference model of the loss). Round 0 is the starting model. This card belongs to iteration "
         + f"{best.iteration}.\n\n"
         + rounds_table(rows)
