@@ -550,6 +550,7 @@ def train_round(
 
     args = copy.deepcopy(training_args)
     args.output_dir = str(out_dir / "checkpoints")
+    args.push_to_hub = False  # rounds stay local; `run_spft` pushes the best model once, with its card
     if args.run_name in (None, training_args.output_dir):
         args.run_name = out_dir.name
     init_kwargs = _model_init_kwargs(model_args, training_args)
