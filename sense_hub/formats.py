@@ -57,7 +57,12 @@ PAIRS_COLUMNS: dict[str, type | tuple[type, ...]] = {
     "rejected_error": str,  # why the rejected SQL is wrong: "wrong_result" or an execution error kind
 }
 
-COLUMNS = {"strong": STRONG_COLUMNS, "weak": WEAK_COLUMNS, "pairs": PAIRS_COLUMNS}
+# SPFT-SQL self-play rounds: pairs (gold chosen, opponent SQL rejected) plus the opponent sample's execution reward
+# w (1: its result differs from gold; 0: it matches, so the error-driven loss never pushes it down).
+REWARD_COLUMN = "reward"
+SPFT_COLUMNS: dict[str, type | tuple[type, ...]] = {**PAIRS_COLUMNS, REWARD_COLUMN: float}
+
+COLUMNS = {"strong": STRONG_COLUMNS, "weak": WEAK_COLUMNS, "pairs": PAIRS_COLUMNS, "spft": SPFT_COLUMNS}
 
 
 class RecordError(ValueError):

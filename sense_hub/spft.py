@@ -52,12 +52,10 @@ import torch
 import torch.nn.functional as F
 from trl import DPOConfig, DPOTrainer, ModelConfig, TrlParser
 
-from sense_hub.formats import PAIRS_COLUMNS
+from sense_hub.formats import PAIRS_COLUMNS, REWARD_COLUMN
 
 logger = logging.getLogger(__name__)
 
-# The execution reward of the opponent sample, carried next to the PAIRS_COLUMNS in the round data.
-REWARD_COLUMN = "reward"
 STAGES = ("select", "generate", "train", "evaluate")
 _NON_MODEL_KEYS = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps", REWARD_COLUMN}
 
