@@ -457,3 +457,38 @@ def test_api_answer_returns_the_sql_and_exactly_its_rows(tiny_db, tmp_path):
     assert sql == gold
     headers, rows = sqlite_rows(tiny_db, gold)
     assert table["headers"] == headers and table["data"] == rows
+
+
+@pytest.mark.parametrize(
+    "text, complete",
+    [
+        ("SELECT count(*) FROM singer", False),
+        ("SELECT count(*) FROM singer;", True),
+        ("```sql\nSELECT name FROM singer\n```", True),
+        ("```sql\nSELECT name FROM singer", False),
+        ("SELECT name FROM singer WHERE country = 'Fra", False),
+        ("SELECT name FROM singer\n\n", True),
+        ("Here is the query:", False),
+        ("", False),
+    ],
+)
+def test_statement_complete(text, complete):
+    from sense_hub.space import statement_complete
+
+    assert statement_complete(text) is complete
+
+
+def test_greedy_prefix_cache_reuses_the_schema_and_keeps_the_answer(tiny_db, tiny_model_dir):
+    from sense_hub.generation import GenerationConfig, load_generator
+    from sense_hub.prompts import extract_sql
+    from sense_hub.space import GreedyPrefixCache
+
+    generator = load_generator(str(tiny_model_dir))
+    fast = GreedyPrefixCache(generator)
+    for i, question in enumerate(["How many singers are there?", "List the names of concerts held in 2014."]):
+        messages = prompt_for_database(question, tiny_db)
+        full = generator.generate([messages], GenerationConfig(max_new_tokens=24))[0][0]
+        text = fast.generate(messages, max_new_tokens=24)
+        assert full.startswith(text)  # the same greedy tokens, possibly stopped earlier
+        assert extract_sql(text) == extract_sql(full)
+        assert (fast.last_shared > 100) is (i == 1)  # the second question reuses the schema's cache
