@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64, help="verifier answer budget (template SQL fits)")
     parser.add_argument("--chunk-size", type=int, default=32)
+    parser.add_argument("--schema-chars", type=int, default=2000, help="verifier prompt schema budget")
     parser.add_argument("--time-budget", type=float, default=1800.0, help="seconds for the verified row")
     parser.add_argument("--out-dir", type=Path, default=Path(tempfile.gettempdir()) / "sense-hub-bench" / "templates")
     args = parser.parse_args()
@@ -88,6 +89,7 @@ def main() -> None:
         max_new_tokens=args.max_new_tokens,
         time_budget=args.time_budget,
         chunk_size=args.chunk_size,
+        schema_chars=args.schema_chars,
         stats=stats,
     )
     cpu_seconds = time.process_time() - cpu0

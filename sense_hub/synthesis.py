@@ -632,13 +632,19 @@ def synthesize_templates(
 
 
 def _generate(generator, prompts: list[list[dict]], stats: SynthesisStats, *, batch_size: int, **config) -> list[str]:
-    """One greedy answer per prompt, in batches; counts calls and tokens."""
+    """One greedy answer per prompt; counts calls and tokens.
+
+    The prompts go to the backend in one call of up to `batch_size * 8` so that a local model can sort them by
+    length before batching (padding a short prompt to a long schema costs more than the answer itself) and a
+    remote one can keep its concurrency busy.
+    """
     from sense_hub.generation import GenerationConfig
 
     texts: list[str] = []
     cfg = GenerationConfig(n=1, **config)
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
+    step = max(1, batch_size * 8)
+    for start in range(0, len(prompts), step):
+        batch = prompts[start : start + step]
         outputs = generator.generate(batch, cfg)
         stats.count_call(batch, outputs)
         texts.extend(o[0] if o else "" for o in outputs)
