@@ -162,10 +162,39 @@ class TransformersGenerator:
             )
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
         self.model.eval()
+        self.share_prefill = True  # encode each prompt once for its n samples (see `_generate_shared_prefill`)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         eos_ids.add(self.tokenizer.eos_token_id)
         self._eos_ids = sorted(i for i in eos_ids if i is not None)
+
+    def _generate_shared_prefill(self, enc, n: int, kwargs: dict):
+        """`generate` with `num_return_sequences=n`, but the prompts are encoded once and their KV cache copied n
+        times: plain `generate` copies the prompt n times first and encodes every copy, which dominates the cost
+        when prompts (schemas) are long and completions (SQL) short."""
+        from transformers import DynamicCache
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        cache = DynamicCache(config=self.model.config)
+        if ids.shape[1] > 1:
+            prefix_mask = mask[:, :-1]
+            positions = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
+            self.model(
+                input_ids=ids[:, :-1],
+                attention_mask=prefix_mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache.batch_repeat_interleave(n)
+        kwargs = {**kwargs, "num_return_sequences": 1}
+        return self.model.generate(
+            input_ids=ids.repeat_interleave(n, dim=0),
+            attention_mask=mask.repeat_interleave(n, dim=0),
+            past_key_values=cache,
+            **kwargs,
+        )
 
     def render(self, prompt: list[dict]) -> str:
         """The prompt as text: the chat template with the assistant turn opened."""
@@ -200,7 +229,10 @@ class TransformersGenerator:
                 [texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(self.device)
             with torch.inference_mode():
-                out = self.model.generate(**enc, **kwargs)
+                if per_prompt > 1 and self.share_prefill:
+                    out = self._generate_shared_prefill(enc, per_prompt, kwargs)
+                else:
+                    out = self.model.generate(**enc, **kwargs)
             new_tokens = out[:, enc["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for k, i in enumerate(batch):
@@ -474,8 +506,6 @@ class TGIGenerator:
 
     def _one(self, messages: list[dict], config: GenerationConfig, seed: int) -> str:
         sampling = {} if config.greedy else {"temperature": config.temperature, "top_p": config.top_p}
-        if config.greedy:
-            sampling = {}
         if self._tokenizer is not None:
             prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             top_p = sampling.get("top_p")

@@ -119,6 +119,22 @@ def test_transformers_sampling_n_and_seed(tiny_generator):
     assert other != first
 
 
+def test_transformers_shared_prefill_matches_plain_generate(tiny_generator):
+    """Encoding each prompt once and copying its cache n times samples exactly what plain `generate` samples."""
+    config = GenerationConfig(n=4, temperature=1.0, max_new_tokens=10, seed=3)
+    shared = tiny_generator.generate(PROMPTS, config)
+    tiny_generator.share_prefill = False
+    try:
+        plain = tiny_generator.generate(PROMPTS, config)
+    finally:
+        tiny_generator.share_prefill = True
+    assert shared == plain
+    # and near-zero temperature sampling through the shared cache is the greedy answer
+    cold = tiny_generator.generate(PROMPTS, GenerationConfig(n=2, temperature=1e-4, max_new_tokens=10))
+    greedy = tiny_generator.generate(PROMPTS, GenerationConfig(n=2, max_new_tokens=10))
+    assert cold == greedy
+
+
 def test_transformers_excludes_prompt(tiny_generator):
     out = tiny_generator.generate([PROMPTS[1]], GenerationConfig(max_new_tokens=6))
     assert "List the names" not in out[0][0]
