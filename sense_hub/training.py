@@ -309,9 +309,17 @@ def load_records(source: str | Path, *, config: str | None = None, split: str = 
             except json.JSONDecodeError as err:
                 raise TrainingDataError(f"{path}:{number}: not valid JSON ({err.msg}); one record per line") from err
         return records
-    from datasets import load_dataset
+    if path.is_dir():
+        # datasets' cache keys a local folder by its name, not its path: two runs' `datasets/pairs` would share
+        # (stale) rows. `load_local` reads the config's files by absolute path.
+        from sense_hub.hub import known_configs, load_local
 
-    dataset = load_dataset(str(source), name=config)
+        names = known_configs(path)
+        dataset = load_local(path, config or ("default" if "default" in names or not names else names[0]))
+    else:
+        from datasets import load_dataset
+
+        dataset = load_dataset(str(source), name=config)
     if split not in dataset:
         return []
     return [dict(row) for row in dataset[split]]
