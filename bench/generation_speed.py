@@ -34,6 +34,11 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--compare-plain",
+        action="store_true",
+        help="also time batched sampling with plain generate (each prompt encoded n times, no shared prefill)",
+    )
     args = parser.parse_args()
 
     if not (args.data_root / "dev.json").is_file():
@@ -69,6 +74,14 @@ def main() -> int:
     batched_s = time.perf_counter() - t0
     batched_count = sum(len(c) for c in batched)
 
+    plain_s = None
+    if args.compare_plain:
+        generator.share_prefill = False
+        t0 = time.perf_counter()
+        generator.generate(prompts, config)
+        plain_s = time.perf_counter() - t0
+        generator.share_prefill = True
+
     single_prompts = prompts[: args.single_questions]
     t0 = time.perf_counter()
     single = []
@@ -87,6 +100,8 @@ def main() -> int:
     flat = [c for cands in batched for c in cands]
     print(f"{'':<16}{'candidates':>12}{'seconds':>10}{'cand/s':>10}{'SELECT share':>14}")
     print(f"{'one at a time':<16}{len(single):>12}{single_s:>10.1f}{single_rate:>10.3f}{sql_share(single):>14.2f}")
+    if plain_s is not None:
+        print(f"{'batched, plain':<16}{batched_count:>12}{plain_s:>10.1f}{batched_count / plain_s:>10.3f}{'':>14}")
     print(f"{'batched':<16}{batched_count:>12}{batched_s:>10.1f}{batched_rate:>10.3f}{sql_share(flat):>14.2f}")
     print(
         f"batched / one-at-a-time: {batched_rate / single_rate:.1f}x "
