@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sense_hub.databases import list_databases
 from sense_hub.sql_templates import FAMILIES, generate_candidates, profile_database
-from sense_hub.synthesis import SynthesisStats, synthesize_templates
+from sense_hub.synthesis import SynthesisStats, _read_jsonl, rejected_path, synthesize_templates
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider" / "database"
 
@@ -106,9 +106,12 @@ def main() -> None:
     print()
     print(f"{'family':<20}{'candidates':>11}{'processed':>10}{'verified':>9}{'yield':>8}{'~model s':>10}")
     total_processed = 0
+    # processed = kept + rejected over every run into this --out-dir (a resumed run adds to the earlier ones)
+    done = Counter(r["generator"].split(":", 1)[1].split("+", 1)[0] for r in records)
+    done.update(r["family"] for r in _read_jsonl(rejected_path(output)))
     for family in FAMILIES:
         c = stats.families.get(family, Counter())
-        processed = c.get("kept", 0) + c.get("rejected", 0)
+        processed = done[family]
         total_processed += processed
         share = c.get("calls", 0) / calls * seconds
         rate = f"{verified[family] / processed:.1%}" if processed else "-"
@@ -119,7 +122,7 @@ def main() -> None:
         f"{(total_verified / total_processed if total_processed else 0):>8.1%}{seconds:>10.0f}"
     )
     print()
-    print(f"rejected by reason: {dict(stats.rejected.most_common())}")
+    print(f"rejected by reason (this run): {dict(stats.rejected.most_common())}")
     if stats.unfinished:
         print(f"time budget reached: {stats.unfinished} candidates not processed (rerun to resume)")
     rate = total_verified / seconds * 1800 if seconds else 0.0
