@@ -100,6 +100,9 @@ class QuickstartConfig:
     cdpo_epsilon: float = field(default=0.1, metadata={"help": "cDPO label-noise epsilon (SENSE: 0.1)."})
     cdpo_beta: float = field(default=0.1, metadata={"help": "DPO beta."})
     batch_size: int = field(default=4, metadata={"help": "Training batch size."})
+    generation_batch_size: int = field(
+        default=32, metadata={"help": "Sequences generated together by a local model (prompts x samples)."}
+    )
     max_length: int = field(default=768, metadata={"help": "Training sequence length cap (tokens)."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub organisation to publish everything to."})
     private: bool = field(default=False, metadata={"help": "Create private Hub repos."})
@@ -231,7 +234,7 @@ class Pipeline:
         if model not in self._generators:
             from sense_hub.generation import load_generator
 
-            self._generators[model] = load_generator(model, batch_size=self.config.batch_size)
+            self._generators[model] = load_generator(model, batch_size=self.config.generation_batch_size)
         return self._generators[model]
 
     def release(self, model: str) -> None:
@@ -306,7 +309,7 @@ class Pipeline:
                 self.config.verifier_model,
                 backend=self.config.verifier_backend,
                 base_url=self.config.verifier_base_url,
-                batch_size=self.config.batch_size,
+                batch_size=self.config.generation_batch_size,
             )
         records = synthesize_templates(
             sorted(dbs.values()),
