@@ -95,7 +95,7 @@ class QuickstartConfig:
     max_new_tokens: int = field(default=96, metadata={"help": "Generation budget per SQL."})
     sft_steps: int = field(default=12, metadata={"help": "SFT optimizer steps."})
     sft_learning_rate: float = field(default=1e-4, metadata={"help": "SFT learning rate."})
-    cdpo_steps: int = field(default=6, metadata={"help": "cDPO optimizer steps."})
+    cdpo_steps: int = field(default=4, metadata={"help": "cDPO optimizer steps."})
     cdpo_learning_rate: float = field(default=5e-6, metadata={"help": "cDPO learning rate."})
     cdpo_epsilon: float = field(default=0.1, metadata={"help": "cDPO label-noise epsilon (SENSE: 0.1)."})
     cdpo_beta: float = field(default=0.1, metadata={"help": "DPO beta."})
@@ -592,7 +592,7 @@ class Pipeline:
                 ],
             )
             (self.layout.model(name) / "README.md").write_text(text, encoding="utf-8")
-        return report["execution_accuracy"]
+        return dict(report["execution_accuracy"])
 
     def stage_push(self) -> dict[str, Any]:
         if not self.config.push_to_hub:
@@ -679,7 +679,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
         sys.stderr.write(f"sense-hub quickstart: error: {err}\n")
         return 2
-    accuracy = done.get("report", {})
+    accuracy = {k: v for k, v in done.get("report", {}).items() if k != "seconds"}
     sys_out = json.dumps({"output_dir": config.output_dir, "execution_accuracy": accuracy})
     import sys
 
