@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -365,8 +366,7 @@ class Pipeline:
         seeds = [r for r in _read_jsonl(self.layout.work / "seeds.jsonl") if not self.is_eval_db(r["db_id"])]
         rng = random.Random(self.config.seed)
         rng.shuffle(strong)
-        chosen = (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.weak_questions]
-        return chosen
+        return (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.weak_questions]
 
     def eval_examples(self):
         seeds = [r for r in _read_jsonl(self.layout.work / "seeds.jsonl") if self.is_eval_db(r["db_id"])]
@@ -674,14 +674,8 @@ def run_cli(args: argparse.Namespace) -> int:
         )
         done = Pipeline(config, restart=args.restart).run()
     except (ValueError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        import sys
-
         sys.stderr.write(f"sense-hub quickstart: error: {err}\n")
         return 2
     accuracy = {k: v for k, v in done.get("report", {}).items() if k != "seconds"}
-    sys_out = json.dumps({"output_dir": config.output_dir, "execution_accuracy": accuracy})
-    import sys
-
-    sys.stdout.write(sys_out + "\n")
+    sys.stdout.write(json.dumps({"output_dir": config.output_dir, "execution_accuracy": accuracy}) + "\n")
     return 0
