@@ -25,6 +25,7 @@ __all__ = [
     "extract_sql",
     "prompt_for_database",
     "serialize_schema",
+    "statement_complete",
 ]
 
 SYSTEM_PROMPT = "You are a text-to-SQL assistant. Answer with one SQLite SELECT query and nothing else."
@@ -391,3 +392,10 @@ def extract_sql(text: str) -> str:
     while sql.endswith(";"):
         sql = sql[:-1].rstrip()
     return sql
+
+
+def statement_complete(text: str) -> bool:
+    """Whether `extract_sql(text)` is final: text appended on the same or the next line no longer changes it
+    (the first statement ended with `;`, a closing code fence, a blank line or prose)."""
+    sql = extract_sql(text)
+    return bool(sql) and all(extract_sql(text + probe) == sql for probe in (" x1 y2", "\nx1 y2", ")"))

@@ -580,7 +580,7 @@ class SQLAssistant:
         self.config = config or SpaceConfig()
         self._generator = generator
         self._lock = threading.Lock()
-        self._fast: GreedyPrefixCache | None = None
+        self._fast = None  # a sense_hub.generation.GreedyPrefixCache, made on the first greedy answer
 
     @property
     def model_name(self) -> str:
@@ -617,7 +617,7 @@ class SQLAssistant:
             ValueError: an empty or too long question, or `n` out of range.
             ModelError: the model failed.
         """
-        from sense_hub.generation import GenerationConfig
+        from sense_hub.generation import GenerationConfig, GreedyPrefixCache
         from sense_hub.prompts import extract_sql, prompt_for_database
 
         question = (question or "").strip()
@@ -634,6 +634,7 @@ class SQLAssistant:
             temperature=0.0 if n == 1 else self.config.temperature,
             max_new_tokens=self.config.max_new_tokens,
             seed=seed,
+            stop_at_statement=True,
         )
         with self._lock:
             try:
@@ -683,98 +684,6 @@ class SQLAssistant:
 
 
 # ----------------------------------------------------------------------------------------------- fast greedy path
-
-
-def statement_complete(text: str) -> bool:
-    """Whether `extract_sql(text)` is final: text appended on the same or the next line no longer changes it
-    (the first statement ended with `;`, a closing code fence, a blank line or prose)."""
-    from sense_hub.prompts import extract_sql
-
-    sql = extract_sql(text)
-    return bool(sql) and all(extract_sql(text + probe) == sql for probe in (" x1 y2", "\nx1 y2", ")"))
-
-
-def _keep_first(cache, n: int) -> None:
-    """Cut a key/value cache back to its first `n` positions (transformers 5 crops by tokens to remove)."""
-    extra = cache.get_seq_length() - n
-    if extra > 0:
-        cache.crop(-extra)
-
-
-class GreedyPrefixCache:
-    """Greedy decoding of one prompt with a local transformers model, tuned for interactive questions.
-
-    Two savings, both exact in what `extract_sql` returns: (1) the key/value cache of the previous prompt is
-    reused for the tokens the new prompt shares with it (system prompt and schema, when a visitor asks several
-    questions about one database), so only the question is encoded; (2) decoding stops as soon as the first SQL
-    statement is complete (`statement_complete`) instead of running to `max_new_tokens`.
-
-    Args:
-        generator: a `sense_hub.generation.TransformersGenerator` (its model, tokenizer and chat template are used).
-        min_shared_tokens: reuse the cache only when at least this many leading tokens are shared.
-    """
-
-    def __init__(self, generator, *, min_shared_tokens: int = 32):
-        self.generator = generator
-        self.min_shared_tokens = min_shared_tokens
-        self._ids = None  # token ids of the last prompt
-        self._cache = None  # their key/value cache
-        self.last_shared = 0  # prompt tokens the last call took from the cache
-
-    @staticmethod
-    def supports(generator) -> bool:
-        """Only local models with a `model`, `tokenizer` and `render` (the transformers backend) qualify."""
-        return all(hasattr(generator, a) for a in ("model", "tokenizer", "render")) and not getattr(
-            generator.model.config, "is_encoder_decoder", False
-        )
-
-    def generate(self, messages: list[dict], *, max_new_tokens: int) -> str:
-        """The greedy completion of one chat prompt (stopped at the end of the first SQL statement)."""
-        import copy
-
-        import torch
-        from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
-
-        g = self.generator
-        text = g.render(messages)
-        ids = g.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(g.model.device)
-        prompt_len = ids.shape[1]
-        shared = 0
-        if self._ids is not None:
-            limit = min(prompt_len - 1, self._ids.shape[1])
-            same = (ids[0, :limit] == self._ids[0, :limit]).tolist()
-            shared = same.index(False) if False in same else limit
-        if shared >= self.min_shared_tokens:
-            cache = copy.deepcopy(self._cache)
-            _keep_first(cache, shared)
-        else:
-            cache = DynamicCache(config=g.model.config)
-
-        tokenizer = g.tokenizer
-
-        class _StatementEnd(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                done = statement_complete(tokenizer.decode(input_ids[0, prompt_len:], skip_special_tokens=True))
-                return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-        eos = getattr(g, "_eos_ids", None) or g.model.generation_config.eos_token_id
-        with torch.inference_mode():
-            out = g.model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                past_key_values=cache,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                eos_token_id=eos,
-                pad_token_id=tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([_StatementEnd()]),
-            )
-        _keep_first(cache, prompt_len)
-        self._ids, self._cache, self.last_shared = ids, cache, shared
-        return tokenizer.decode(out[0, prompt_len:], skip_special_tokens=True).strip()
 
 
 # ----------------------------------------------------------------------------------------------- examples

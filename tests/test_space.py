@@ -473,15 +473,14 @@ def test_api_answer_returns_the_sql_and_exactly_its_rows(tiny_db, tmp_path):
     ],
 )
 def test_statement_complete(text, complete):
-    from sense_hub.space import statement_complete
+    from sense_hub.prompts import statement_complete
 
     assert statement_complete(text) is complete
 
 
 def test_greedy_prefix_cache_reuses_the_schema_and_keeps_the_answer(tiny_db, tiny_model_dir):
-    from sense_hub.generation import GenerationConfig, load_generator
+    from sense_hub.generation import GenerationConfig, GreedyPrefixCache, load_generator
     from sense_hub.prompts import extract_sql
-    from sense_hub.space import GreedyPrefixCache
 
     generator = load_generator(str(tiny_model_dir))
     fast = GreedyPrefixCache(generator)
