@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from sense_hub.databases import sibling_databases
 from sense_hub.execution import ExecutionResult, Executor
 from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
@@ -258,7 +260,7 @@ def read_predictions(predictions: str | Path, *, gold: str | Path | None = None)
                 continue
             where = f"{path} line {n}"
             try:
-                record = json.loads(line)
+                record = _loads(line)
             except json.JSONDecodeError as e:
                 records.append(_bad(n, f"{where}: not valid JSON ({e})"))
                 continue
@@ -378,8 +380,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="worker processes, which isolate crashes (0: run in this process; default: processes for big jobs "
-        "on machines with 4+ CPUs, else in-process)",
+        help="worker processes, which isolate crashes (0: run in this process; default: one per CPU, up to 8, "
+        "for jobs of 2,000+ distinct queries, else in-process)",
     )
     parser.add_argument(
         "--output",
@@ -390,13 +392,26 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _json_line(row: dict) -> str:
-    line = json.dumps(row, ensure_ascii=False)
+def _loads(line: str):
+    """`json.loads`, through orjson (5x faster) when it accepts the line; the standard module decides the rest
+    (NaN, integers past 64 bits, lone surrogates) and words the error."""
     try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates (from "\udc80" escapes in the input): keep them escaped
-        line = json.dumps(row)
-    return line + "\n"
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
+def _json_line(row: dict) -> bytes:
+    """One output line as UTF-8 (orjson; the standard module for what orjson refuses: lone surrogates from
+    "\\udc80" escapes in the input stay escaped, integers past 64 bits)."""
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        line = json.dumps(row, ensure_ascii=False)
+        try:
+            return (line + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            return (json.dumps(row) + "\n").encode("utf-8")
 
 
 def _fail(message: str) -> int:
@@ -431,9 +446,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.output is not None:
         try:
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            with args.output.open("w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(_json_line(row))
+            with args.output.open("wb") as f:
+                f.write(b"".join(_json_line(row) for row in rows))
         except OSError as e:
             return _fail(f"cannot write --output {args.output}: {e}")
     sys.stdout.write(json.dumps(summarize(verdicts, metric=args.metric)) + "\n")

@@ -405,9 +405,9 @@ class Executor:
 
     Args:
         workers: worker processes; `0` runs everything in this process (queries are still interrupted at the
-            timeout, but a crash of SQLite itself would take the process down); `None` picks `min(8, cpu_count)`
-            processes on machines with at least 4 CPUs when there are at least `min_pool_tasks` distinct
-            queries, else 0.
+            timeout, but a crash of SQLite itself would take the process down); `None` picks `min(8, CPUs)`
+            processes when there are at least `min_pool_tasks` distinct queries and 2 or more CPUs, else 0
+            (on 2 idle cores, 7,776 Spider dev pairs: 1.10 s with 2 processes against 1.29 s in-process).
         timeout: seconds per query.
         max_rows: row cap per result.
         max_bytes: size cap per result.
@@ -455,9 +455,9 @@ class Executor:
     def _n_workers(self, n_tasks: int) -> int:
         if self.workers is not None:
             return min(self.workers, n_tasks)
-        cpus = os.cpu_count() or 1
-        if n_tasks < self.min_pool_tasks or cpus < 4:
-            return 0  # measured: on 2 cores the pool's overhead (fork, pickling results) eats its gain
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if n_tasks < self.min_pool_tasks or cpus < 2:
+            return 0  # small jobs: forking and pickling results cost more than they save
         return min(8, cpus, n_tasks)
 
     def map(self, items: Sequence[tuple[str | Path, str]], *, progress=None) -> list[ExecutionResult]:

@@ -144,6 +144,43 @@ def _statement_stopper(tokenizer, prompt_len: int, eos_ids: list[int]):
     return StatementComplete()
 
 
+class _InverseCDFSampler:
+    """Temperature / nucleus sampling as a logits processor for greedy `generate`: it draws each row's token by
+    inverse CDF (one uniform number, a cumulative sum and a binary search) and leaves only that token at 0,
+    every other at -inf, so the argmax picks it. The distribution is the one `do_sample=True` samples from;
+    `torch.multinomial` draws an exponential variate for every vocabulary entry instead, which took 27 ms a
+    step for 16 rows of SmolLM2's 49,152 tokens on CPU (14% of decoding).
+
+    Args:
+        temperature: > 0.
+        top_p: keep the smallest set of most likely tokens whose mass reaches `top_p` (1: all).
+        seed: seeds this sampler's own random generator.
+    """
+
+    def __init__(self, temperature: float, top_p: float, *, seed: int):
+        import torch
+
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        index = None
+        if self.top_p < 1:
+            probs, index = probs.sort(dim=-1, descending=True)
+            probs = probs * ((probs.cumsum(-1) - probs) < self.top_p)  # the most likely token always stays
+        cdf = probs.cumsum(-1)
+        u = torch.rand((probs.shape[0], 1), generator=self.generator, device="cpu").to(cdf.device) * cdf[:, -1:]
+        tokens = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1)
+        if index is not None:
+            tokens = index.gather(-1, tokens)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, tokens, 0.0)
+
+
 def _default_dtype(device: str):
     import torch
 
@@ -264,7 +301,7 @@ class TransformersGenerator:
     def generate(self, prompts: list[list[dict]], config: GenerationConfig) -> list[list[str]]:
         """`config.n` completions for each prompt (see the class docstring)."""
         import torch
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         if not prompts:
             return []
@@ -280,10 +317,7 @@ class TransformersGenerator:
             "pad_token_id": self.tokenizer.pad_token_id,
             "num_return_sequences": per_prompt,
         }
-        if config.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=0)
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         for start in range(0, len(order), prompts_per_batch):
             batch = order[start : start + prompts_per_batch]
             enc = self.tokenizer(
@@ -291,15 +325,23 @@ class TransformersGenerator:
             ).to(self.device)
             # Seeded per batch: a batch's samples do not depend on how long the batches before it decoded.
             torch.manual_seed(config.seed + start)
-            call = kwargs
+            call = dict(kwargs)
+            if not config.greedy:
+                sampler = _InverseCDFSampler(config.temperature, config.top_p, seed=config.seed + start)
+                call["logits_processor"] = LogitsProcessorList([sampler])
             if config.stop_at_statement:
                 stopper = _statement_stopper(self.tokenizer, enc["input_ids"].shape[1], self._eos_ids)
-                call = {**kwargs, "stopping_criteria": StoppingCriteriaList([stopper])}
+                call["stopping_criteria"] = StoppingCriteriaList([stopper])
             with torch.inference_mode():
                 if self.share_prefill:
                     out = self._generate_shared_prefill(enc, per_prompt, call)
-                else:
-                    out = self.model.generate(**enc, **call)
+                else:  # `generate` allows num_return_sequences > 1 only with do_sample: copy the prompts here
+                    call["num_return_sequences"] = 1
+                    out = self.model.generate(
+                        input_ids=enc["input_ids"].repeat_interleave(per_prompt, dim=0),
+                        attention_mask=enc["attention_mask"].repeat_interleave(per_prompt, dim=0),
+                        **call,
+                    )
             new_tokens = out[:, enc["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for k, i in enumerate(batch):
