@@ -247,7 +247,6 @@ def main(argv=None) -> int:
             generator=None,
             output=strong,
             per_database=args.per_database,
-            verify=False,
             question_source="template",
             rounds=1,
             seed=args.seed,
