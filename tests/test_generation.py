@@ -136,6 +136,32 @@ def test_transformers_shared_prefill_matches_plain_generate(tiny_generator):
     assert cold == greedy
 
 
+def test_inverse_cdf_sampler_draws_from_the_tempered_distribution():
+    """The sampler that replaces `torch.multinomial`: frequencies match softmax(logits / T), the nucleus keeps
+    only the most likely tokens, and the same seed draws the same tokens."""
+    import torch
+
+    from sense_hub.generation import _InverseCDFSampler
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05, 0.0]]).clamp(min=1e-12)).repeat(20_000, 1)
+
+    def draw(temperature, top_p, seed=0):
+        out = _InverseCDFSampler(temperature, top_p, seed=seed)(None, logits)
+        assert ((out == 0).sum(-1) == 1).all()  # exactly one token left for the argmax
+        return out.argmax(-1)
+
+    tokens = draw(1.0, 1.0)
+    freq = torch.bincount(tokens, minlength=5).float() / len(tokens)
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0]), atol=0.015)
+    hot = torch.softmax(logits[0] / 2.0, -1)
+    freq = torch.bincount(draw(2.0, 1.0), minlength=5).float() / 20_000
+    assert torch.allclose(freq, hot, atol=0.015)
+    nucleus = torch.bincount(draw(1.0, 0.7), minlength=5).float() / 20_000  # {0.5, 0.3} reach 0.7
+    assert nucleus[2:].sum() == 0 and abs(nucleus[0] - 0.625) < 0.015
+    assert torch.equal(draw(1.0, 1.0, seed=3), draw(1.0, 1.0, seed=3))
+    assert not torch.equal(draw(1.0, 1.0, seed=3), draw(1.0, 1.0, seed=4))
+
+
 def test_transformers_excludes_prompt(tiny_generator):
     out = tiny_generator.generate([PROMPTS[1]], GenerationConfig(max_new_tokens=6))
     assert "List the names" not in out[0][0]
