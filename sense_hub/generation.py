@@ -323,10 +323,8 @@ class TransformersGenerator:
             enc = self.tokenizer(
                 [texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(self.device)
-            # Seeded per batch: a batch's samples do not depend on how long the batches before it decoded.
-            torch.manual_seed(config.seed + start)
             call = dict(kwargs)
-            if not config.greedy:
+            if not config.greedy:  # seeded per batch: samples do not depend on how long earlier batches ran
                 sampler = _InverseCDFSampler(config.temperature, config.top_p, seed=config.seed + start)
                 call["logits_processor"] = LogitsProcessorList([sampler])
             if config.stop_at_statement:
@@ -360,10 +358,11 @@ def _keep_first(cache, n: int) -> None:
 class GreedyPrefixCache:
     """Greedy decoding of one prompt with a local transformers model, tuned for interactive questions.
 
-    Two savings, both exact in what `extract_sql` returns: (1) the key/value cache of the previous prompt is
-    reused for the tokens the new prompt shares with it (system prompt and schema, when a visitor asks several
-    questions about one database), so only the question is encoded; (2) decoding stops as soon as the first SQL
-    statement is complete (`statement_complete`) instead of running to `max_new_tokens`.
+    Two savings: (1) the key/value cache of the previous prompt is reused for the tokens the new prompt shares
+    with it (system prompt and schema, when a visitor asks several questions about one database), so only the
+    question is encoded; (2) decoding stops as soon as the first SQL statement looks complete
+    (`statement_complete`) instead of running to `max_new_tokens`. (1) is exact; (2) can cut an answer whose
+    model writes on after a blank line (see `GenerationConfig.stop_at_statement`), the price of a fast reply.
 
     Args:
         generator: a `sense_hub.generation.TransformersGenerator` (its model, tokenizer and chat template are used).
