@@ -449,7 +449,7 @@ def build_sft_trainer(
         raise TrainingDataError(f"{script_args.dataset_name}: no records in split {script_args.dataset_train_split!r}")
     training_args.model_init_kwargs = _model_init_kwargs(training_args, model_args)
     peft_config, quantization_config = _peft_and_quantization(model_args)
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=resolve_model_name(model_args.model_name_or_path),
         args=training_args,
         train_dataset=train_dataset,
@@ -458,6 +458,37 @@ def build_sft_trainer(
         quantization_config=quantization_config,
         callbacks=callbacks,
     )
+    _check_truncation(trainer, train_dataset, eval_dataset, source=script_args.dataset_name)
+    return trainer
+
+
+def _check_truncation(trainer, train_dataset, eval_dataset, *, source) -> None:
+    """Say how many examples the trainer dropped for `max_length`; fail clearly when none are left.
+
+    TRL's SFT and DPO trainers drop examples whose prompt alone fills `max_length` (nothing left to learn from);
+    with every example dropped, training would otherwise die inside torch's sampler with `num_samples=0`.
+    """
+    max_length = getattr(trainer.args, "max_length", None)
+    for split, given, kept in (
+        ("train", train_dataset, trainer.train_dataset),
+        ("eval", eval_dataset, trainer.eval_dataset),
+    ):
+        if not hasattr(given, "__len__") or not hasattr(kept, "__len__") or len(kept) == len(given):
+            continue
+        if len(kept) == 0:
+            raise TrainingDataError(
+                f"{source or 'the given dataset'}: every one of the {len(given)} {split} examples has a prompt of "
+                f"max_length={max_length} tokens or more, so the trainer dropped them all; raise --max_length "
+                "(prompts carry the database schema: 1024-2048 suits Spider-sized schemas)"
+            )
+        logger.warning(
+            "%s: dropped %d of %d %s examples whose prompt alone fills max_length=%s tokens",
+            source or "the given dataset",
+            len(given) - len(kept),
+            len(given),
+            split,
+            max_length,
+        )
 
 
 _DPO_ONLY_FIELDS = {"loss_type", "loss_weights", "label_smoothing", "cdpo_epsilon", "preference_loss"}
@@ -503,14 +534,22 @@ def build_preference_trainer(
         eval_dataset: likewise for evaluation.
         callbacks: extra `TrainerCallback`s.
     """
-    loss = training_args.preference_loss
-    target = "kto" if loss == "kto" else "preference"
+    target = "kto" if training_args.preference_loss == "kto" else "preference"
     if train_dataset is None:
         train_dataset = build_dataset(script_args, target=target)
         if eval_dataset is None:
             eval_dataset = _eval_dataset(script_args, training_args, target)
     if train_dataset is None:
         raise TrainingDataError(f"{script_args.dataset_name}: no records in split {script_args.dataset_train_split!r}")
+    trainer = _preference_trainer(training_args, model_args, train_dataset, eval_dataset, callbacks)
+    _check_truncation(trainer, train_dataset, eval_dataset, source=script_args.dataset_name)
+    return trainer
+
+
+def _preference_trainer(
+    training_args: CDPOConfig, model_args: ModelConfig, train_dataset, eval_dataset, callbacks: list | None
+):
+    loss = training_args.preference_loss
     model_name = resolve_model_name(model_args.model_name_or_path)
     training_args.model_init_kwargs = _model_init_kwargs(training_args, model_args)
     peft_config, quantization_config = _peft_and_quantization(model_args)

@@ -457,3 +457,22 @@ def test_sft_recipe_with_lora_merges_into_a_plain_model(tmp_path, tiny_db, tiny_
         AutoModelForCausalLM.from_pretrained(out).num_parameters()
         == AutoModelForCausalLM.from_pretrained(tiny_model_dir).num_parameters()
     )
+
+
+@pytest.mark.parametrize("recipe", ["sft", "cdpo"])
+def test_prompts_longer_than_max_length_fail_clearly(recipe, tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+    """TRL drops examples whose prompt fills max_length; with none left the error names the fix, not torch's."""
+    records = strong_records() if recipe == "sft" else pairs_records(tiny_db)
+    data = write_jsonl(tmp_path / "data.jsonl", records)
+    config = {
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset_name": str(data),
+        "db_root": str(tiny_db.parent.parent),
+        "output_dir": str(tmp_path / recipe),
+        "max_steps": 1,
+        "max_length": 16,
+        **CPU,
+    }
+    with pytest.raises(TrainingDataError, match=r"data\.jsonl: every one of the 4 train examples .*max_length=16"):
+        run_recipe(recipe, config, tmp_path, monkeypatch)
+    assert not (tmp_path / recipe / "model.safetensors").exists()
