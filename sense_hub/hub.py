@@ -33,6 +33,7 @@ from typing import Any
 
 from sense_hub import cards
 from sense_hub.formats import COLUMNS, RecordError, validate_records
+from sense_hub.models import hub_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -195,10 +196,9 @@ def _provenance(card: Mapping[str, Any] | None, records: Sequence[Mapping[str, A
     card = dict(card or {})
     models = card.get("models")
     if models is None:
-        generators = sorted({str(r.get("generator", "")) for r in records} - {""})
-        models = generators[:20]
+        models = sorted({str(r.get("generator", "")) for r in records} - {""})[:20]
     return {
-        "models": list(models),
+        "models": list(dict.fromkeys(hub_model_id(str(m)) for m in models)),  # "embedded" -> its Hub id
         "source": card.get("source", ""),
         "parameters": dict(card.get("parameters", {})),
         "command": card.get("command", ""),

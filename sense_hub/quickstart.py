@@ -566,9 +566,9 @@ class Pipeline:
         self.layout.report.write_text(json.dumps(report, indent=2) + "\n")
         org = self.config.push_to_hub or "sense"
         eval_name = f"held-out databases ({', '.join(self.eval_db_ids)})"
-        from sense_hub.models import EMBEDDED, EMBEDDED_BASE_MODEL
+        from sense_hub.models import hub_model_id
 
-        base = EMBEDDED_BASE_MODEL if self.config.model == EMBEDDED else self.config.model
+        base = hub_model_id(self.config.model)
         command = f"sense-hub quickstart --output-dir {self.layout.root}"
         for name, train_stage, eval_stage, base_model, dataset, recipe in (
             ("sense-sft", "sft", "eval_sft", base, "strong", "sft"),

@@ -900,12 +900,11 @@ def _model_card(
         }
     ]
     hyperparameters = {name: getattr(training_args, name) for name in _CARD_HYPERPARAMETERS}
-    from sense_hub.models import EMBEDDED, EMBEDDED_BASE_MODEL
+    from sense_hub.models import hub_model_id
 
-    base_model = str(model_args.model_name_or_path)
     text = model_card(
         model_name=(training_args.hub_model_id or "").split("/")[-1] or Path(training_args.output_dir).name,
-        base_model=EMBEDDED_BASE_MODEL if base_model == EMBEDDED else base_model,
+        base_model=hub_model_id(str(model_args.model_name_or_path)),
         datasets=[dataset],
         recipe="spft",
         command=" ".join(shlex.quote(a) for a in sys.argv) or "sense_hub.spft.run_spft",

@@ -725,11 +725,10 @@ def write_model_card(
         results: model-index results; defaults to `load_eval_results(script_args.eval_summary)`.
     """
     from sense_hub.cards import model_card
-    from sense_hub.models import EMBEDDED, EMBEDDED_BASE_MODEL
+    from sense_hub.models import hub_model_id
 
     output_dir = Path(output_dir)
-    base = model_args.model_name_or_path or ""
-    base_model = EMBEDDED_BASE_MODEL if base == EMBEDDED else base
+    base_model = hub_model_id(model_args.model_name_or_path or "")
     text = model_card(
         model_name=output_dir.resolve().name or f"sense-{stage}",
         base_model=base_model,

@@ -233,6 +233,10 @@ def test_weak_records_round_trip_with_null_errors(tmp_path):
         records, key=lambda r: (r["question_id"], r["sample_index"])
     )
     assert ds["train"].features["correct"].dtype == "bool"
+    # the card names the model behind the `embedded` generator by its Hub id
+    info = json.loads((out / "default" / "build_info.json").read_text())
+    assert info["provenance"]["models"] == ["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    assert "- Models: `HuggingFaceTB/SmolLM2-135M-Instruct`" in (out / "README.md").read_text()
 
 
 # ----------------------------------------------------------------------------------------------------------------
