@@ -468,6 +468,8 @@ def _check_truncation(trainer, train_dataset, eval_dataset, *, source) -> None:
     TRL's SFT and DPO trainers drop examples whose prompt alone fills `max_length` (nothing left to learn from);
     with every example dropped, training would otherwise die inside torch's sampler with `num_samples=0`.
     """
+    if getattr(trainer.args, "packing", False):
+        return  # packing joins examples, so counts say nothing about what was dropped
     max_length = getattr(trainer.args, "max_length", None)
     for split, given, kept in (
         ("train", train_dataset, trainer.train_dataset),
