@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sense_hub.errors import BenchmarkError
+from sense_hub.records import iter_jsonl
+
 logger = logging.getLogger(__name__)
 
 BENCHMARKS = ("spider", "spider-dk", "spider-syn", "spider-realistic", "bird", "bird-mini-dev")
-
-
-class BenchmarkError(ValueError):
-    """A benchmark or dataset file is missing or malformed; the message names the file, the record and the fix."""
 
 
 @dataclass
@@ -243,15 +242,17 @@ def load_examples(path: Path, *, name: str | None = None) -> ExampleList:
     if not path.is_file():
         raise BenchmarkError(f"{path}: no such file; pass a JSON or JSONL file with question, sql and db_id")
     prefix = name or path.stem
-    rows = _read_json_list(path) if path.suffix == ".json" else list(_read_jsonl(path))
+    if path.suffix == ".json":
+        rows = [(f"{path} record {i}", i, row) for i, row in enumerate(_read_json_list(path), 1)]
+    else:
+        rows = [(f"{path}:{n}", n, row) for n, row in iter_jsonl(path, error=BenchmarkError)]
     examples, seen = [], {}
-    for i, row in enumerate(rows):
-        where = f"{path} {'record' if path.suffix == '.json' else 'line'} {i + 1}"
+    for i, (where, number, row) in enumerate(rows):
         qid = row.get("question_id", row.get("id"))
         qid = f"{prefix}-{i}" if qid is None or qid == "" else str(qid)
         if qid in seen:
             raise BenchmarkError(f"{where}: id {qid!r} repeats line {seen[qid]}; ids must be unique")
-        seen[qid] = i + 1
+        seen[qid] = number
         examples.append(
             Example(
                 question_id=qid,
@@ -285,17 +286,3 @@ def _read_json_list(path: Path) -> list[dict]:
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise BenchmarkError(f"{path}: expected a JSON list of objects")
     return data
-
-
-def _read_jsonl(path: Path) -> Iterable[dict]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BenchmarkError(f"{path} line {lineno}: not valid JSON ({err})") from err
-            if not isinstance(row, dict):
-                raise BenchmarkError(f"{path} line {lineno}: expected a JSON object")
-            yield row

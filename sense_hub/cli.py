@@ -16,6 +16,8 @@ import importlib
 import logging
 import sys
 
+from sense_hub.errors import SenseHubError
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sense_hub.evaluation", "Execution accuracy of predicted SQL against gold SQL."),
@@ -64,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"sense-hub {name}: interrupted; finished work is kept, run the same command to resume\n")
         return 130
+    except SenseHubError as err:  # input the user can fix: one line, no traceback (a bug still shows one)
+        sys.stderr.write(f"sense-hub {name}: {_one_line(err)}\n")
+        return 2
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

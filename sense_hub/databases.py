@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from sense_hub.errors import DatabaseError
+
 __all__ = [
     "Column",
     "DatabaseError",
@@ -30,10 +32,6 @@ __all__ = [
 ]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-class DatabaseError(ValueError):
-    """A database file is missing, unreadable, corrupt or not SQLite; the message names the path."""
 
 
 def _check_sqlite_file(path: Path) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from sense_hub.databases import sibling_databases
+from sense_hub.errors import InputError
 from sense_hub.execution import ExecutionResult, Executor
 from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
 
@@ -40,10 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class InputError(ValueError):
-    """A predictions or gold file cannot be used as a whole (missing, unreadable, lines that do not pair up)."""
 
 
 @dataclass

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sense_hub.errors import RecordError
+
 # ---------------------------------------------------------------------------------------------------------------
 # Column names and their Python types (used for validation without importing `datasets`).
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,10 +65,6 @@ REWARD_COLUMN = "reward"
 SPFT_COLUMNS: dict[str, type | tuple[type, ...]] = {**PAIRS_COLUMNS, REWARD_COLUMN: float}
 
 COLUMNS = {"strong": STRONG_COLUMNS, "weak": WEAK_COLUMNS, "pairs": PAIRS_COLUMNS, "spft": SPFT_COLUMNS}
-
-
-class RecordError(ValueError):
-    """A record lacks a field or has one of the wrong type; the message names the record and the field."""
 
 
 def validate_record(kind: str, record: Mapping[str, Any], *, where: str = "record") -> dict[str, Any]:

@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from sense_hub.errors import GenerationError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -49,10 +51,6 @@ __all__ = [
 ]
 
 BACKENDS = ("transformers", "openai", "tgi")
-
-
-class GenerationError(RuntimeError):
-    """A generation backend failed in a way retries cannot fix; the message names the URL/model and the fix."""
 
 
 @dataclass

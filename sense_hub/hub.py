@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from sense_hub import cards
-from sense_hub.formats import COLUMNS, RecordError, validate_records
+from sense_hub.errors import DatasetRepoError
+from sense_hub.formats import COLUMNS, validate_records
 from sense_hub.models import hub_model_id
+from sense_hub.records import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -44,38 +46,9 @@ DEFAULT_MAX_SHARD_BYTES = 256 * 1024 * 1024
 _CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
-class DatasetRepoError(ValueError):
-    """A dataset repo folder is missing, malformed, or lacks the requested config; the message says the fix."""
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Reading records
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL file of records.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        RecordError: a line is not a JSON object (the message names the file and line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"records file {path} does not exist")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"{path} line {lineno}: not valid JSON ({err.msg})") from err
-            if not isinstance(record, dict):
-                raise RecordError(f"{path} line {lineno}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-    return records
 
 
 def detect_kind(record: Mapping[str, Any]) -> str | None:

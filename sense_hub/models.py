@@ -25,6 +25,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from sense_hub.errors import SenseHubError
+
 logger = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
@@ -45,7 +47,7 @@ def hub_model_id(name: str) -> str:
     return EMBEDDED_BASE_MODEL if name == EMBEDDED else name
 
 
-class EmbeddedModelError(RuntimeError):
+class EmbeddedModelError(SenseHubError, RuntimeError):
     """The embedded model cannot be found or converted; the message says how to fix it."""
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sense_hub.formats import PAIRS_COLUMNS, RecordError, validate_record
+from sense_hub.records import iter_jsonl, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -261,26 +262,13 @@ def read_weak_records(path: str | Path) -> Iterable[dict]:
     Raises:
         RecordError: a line that is not JSON or lacks a column (the message names the file and line).
     """
-    path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"{path} line {lineno}: not valid JSON ({err})") from err
-            yield validate_record("weak", record, where=f"{path} line {lineno}")
+    for lineno, record in iter_jsonl(path):
+        yield validate_record("weak", record, where=f"{path}:{lineno}")
 
 
 def write_pairs(pairs: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write pairs as JSONL (columns in `formats.PAIRS_COLUMNS` order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for pair in pairs:
-            fh.write(json.dumps({k: pair[k] for k in PAIRS_COLUMNS}, ensure_ascii=False) + "\n")
-    return path
+    """Write pairs as JSONL (columns in `formats.PAIRS_COLUMNS` order), atomically."""
+    return write_jsonl(path, ({k: pair[k] for k in PAIRS_COLUMNS} for pair in pairs))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sense_hub.benchmarks import BENCHMARKS, Example, as_db_roots, resolve_database
+from sense_hub.errors import ResumeError
 from sense_hub.formats import WEAK_COLUMNS
+from sense_hub.records import append_jsonl, read_complete_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,6 @@ PREDICTION_COLUMNS = ("question_id", "db_id", "question", "gold", "pred")
 """The fields `predict` writes (what `sense-hub eval` reads), plus `votes` and `candidates` when n > 1."""
 
 _MANIFEST_VERSION = 1
-
-
-class ResumeError(ValueError):
-    """An output file was started with other arguments, or holds records that contradict the examples."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -49,26 +46,6 @@ def manifest_path(output: str | Path) -> Path:
     """The sidecar file holding the arguments a resumable output was started with."""
     output = Path(output)
     return output.with_name(output.name + ".manifest.json")
-
-
-def _read_complete_lines(path: Path) -> tuple[list[dict], bool]:
-    """Records of a JSONL file and whether its last line was torn (cut short by a kill; it is left out)."""
-    if not path.exists():
-        return [], False
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    torn = lines[-1].strip() != b""  # bytes after the last newline: a partial write
-    records = []
-    for lineno, raw in enumerate(lines[:-1], 1):
-        if not raw.strip():
-            continue
-        try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError as err:
-            raise ResumeError(f"{path} line {lineno}: not valid JSON ({err}); it is not a sense-hub output") from err
-    if torn:
-        logger.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(lines[-1]))
-    return records, torn
 
 
 class _ChunkedOutput:
@@ -95,9 +72,7 @@ class _ChunkedOutput:
                 "choose another --output or delete the file."
             )
         else:
-            tmp = mpath.with_name(mpath.name + ".tmp")
-            tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
-            os.replace(tmp, mpath)
+            write_json(mpath, self.manifest)
 
     def load(
         self,
@@ -115,7 +90,9 @@ class _ChunkedOutput:
             question_id -> its records, for the questions of complete chunks.
         """
         self._check_manifest()
-        records, torn = _read_complete_lines(self.path)
+        records, torn = read_complete_jsonl(
+            self.path, error=ResumeError, fix="it is not a sense-hub output; choose another --output"
+        )
         by_question: dict[str, list[dict]] = {}
         for rec in records:
             by_question.setdefault(rec["question_id"], []).append(rec)
@@ -139,23 +116,11 @@ class _ChunkedOutput:
         return kept
 
     def _rewrite(self, records: list[dict]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_jsonl(self.path, records)
 
     def append(self, records: list[dict]) -> None:
         """Append records with one write, then flush and fsync (durable before the next chunk starts)."""
-        if not records:
-            return
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.path, records)
 
 
 def _usable(examples: Sequence[Example], db_root, *, skip_problems: bool) -> list[tuple[Example, Path]]:

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sense_hub.errors import ModelError, UploadError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -82,14 +84,6 @@ HUB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 #: Rows shown in the page; the API returns up to `SpaceConfig.max_rows`.
 DISPLAY_ROWS = 1000
 MAX_QUESTION_CHARS = 2000
-
-
-class UploadError(ValueError):
-    """An upload the Space cannot use; the message is written for the visitor and says what to upload instead."""
-
-
-class ModelError(RuntimeError):
-    """The model could not be loaded or did not answer; the message is written for the visitor."""
 
 
 def _env_int(name: str, default: int) -> int:

@@ -30,6 +30,8 @@ from typing import Any
 
 from trl import DPOConfig, ModelConfig, ScriptArguments, SFTConfig
 
+from sense_hub.errors import TrainingDataError
+
 logger = logging.getLogger(__name__)
 
 PREFERENCE_LOSSES: dict[str, str] = {
@@ -153,10 +155,6 @@ class CDPOConfig(DPOConfig):
 # ---------------------------------------------------------------------------------------------------------------
 # Records -> TRL formats
 # ---------------------------------------------------------------------------------------------------------------
-
-
-class TrainingDataError(ValueError):
-    """Training data that cannot be used; the message names the source, the record and the fix."""
 
 
 def _prompt_for_record(record: Mapping[str, Any], *, db_root: str | Path | None, where: str) -> list[dict]:

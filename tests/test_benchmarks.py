@@ -188,10 +188,10 @@ def test_load_examples_errors(tmp_path):
     bad.write_text(
         json.dumps({"question": "q", "sql": "SELECT 1", "db_id": "a"}) + "\n" + '{"question": "q", "db_id": "a"}\n'
     )
-    with pytest.raises(BenchmarkError, match=r"bad\.jsonl line 2: missing field 'sql'"):
+    with pytest.raises(BenchmarkError, match=r"bad\.jsonl:2: missing field 'sql'"):
         load_examples(bad)
     bad.write_text('{"question": "q"\n')
-    with pytest.raises(BenchmarkError, match=r"line 1: not valid JSON"):
+    with pytest.raises(BenchmarkError, match=r"bad\.jsonl:1: not valid JSON"):
         load_examples(bad)
     dup = tmp_path / "dup.jsonl"
     dup.write_text('{"id": "x", "question": "q", "sql": "SELECT 1", "db_id": "a"}\n' * 2)

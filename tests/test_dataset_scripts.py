@@ -140,7 +140,7 @@ def test_build_weak_is_deterministic_and_names_bad_records(tmp_path):
     with pytest.raises(RecordError, match=r"weak\.jsonl record 5: missing field 'correct'"):
         run_script("build_weak", argv)
     path.write_text('{"question_id": "x"}\nnot json\n', encoding="utf-8")
-    with pytest.raises(RecordError, match=r"weak\.jsonl line 2: not valid JSON"):
+    with pytest.raises(RecordError, match=r"weak\.jsonl:2: not valid JSON"):
         run_script("build_weak", argv)
 
 
