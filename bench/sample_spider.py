@@ -23,7 +23,8 @@ from sense_hub.benchmarks import benchmark_db_roots, load_benchmark
 from sense_hub.evaluation import evaluate_records, summarize
 from sense_hub.execution import Executor
 from sense_hub.generation import load_generator
-from sense_hub.sampling import _read_complete_lines, majority_vote, sample_candidates, weak_stats
+from sense_hub.records import read_complete_jsonl
+from sense_hub.sampling import majority_vote, sample_candidates, weak_stats
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"
 
@@ -47,7 +48,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db_root = args.data_root / "database"
     if args.stats_only:
-        records, _ = _read_complete_lines(args.out / "weak.jsonl")
+        records, _ = read_complete_jsonl(args.out / "weak.jsonl")
         print(json.dumps({**weak_stats(records), **self_consistency(records, db_root)}, indent=2))
         return
 
@@ -55,7 +56,7 @@ def main() -> None:
     if args.limit is not None:
         examples = examples[: args.limit]
     output = args.out / "weak.jsonl"
-    before, _ = _read_complete_lines(output)
+    before, _ = read_complete_jsonl(output)
     t0 = time.perf_counter()
     generator = load_generator(args.model, batch_size=args.batch_size)
     t_load = time.perf_counter() - t0

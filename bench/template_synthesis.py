@@ -25,8 +25,9 @@ from collections import Counter
 from pathlib import Path
 
 from sense_hub.databases import list_databases
+from sense_hub.records import read_complete_jsonl
 from sense_hub.sql_templates import FAMILIES, generate_candidates, profile_database
-from sense_hub.synthesis import SynthesisStats, _read_jsonl, rejected_path, synthesize_templates
+from sense_hub.synthesis import SynthesisStats, rejected_path, synthesize_templates
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider" / "database"
 
@@ -108,7 +109,7 @@ def main() -> None:
     total_processed = 0
     # processed = kept + rejected over every run into this --out-dir (a resumed run adds to the earlier ones)
     done = Counter(r["generator"].split(":", 1)[1].split("+", 1)[0] for r in records)
-    done.update(r["family"] for r in _read_jsonl(rejected_path(output)))
+    done.update(r["family"] for r in read_complete_jsonl(rejected_path(output))[0])
     for family in FAMILIES:
         c = stats.families.get(family, Counter())
         processed = done[family]

@@ -266,6 +266,13 @@ def load_examples(path: Path, *, name: str | None = None) -> ExampleList:
     return _finish(prefix, examples, source=str(path), db_roots=[])
 
 
+def find_benchmark_root(name: str, data_root: Path) -> Path:
+    """The benchmark's own folder, given either that folder or the folder that holds it (`../shared/data`)."""
+    folder = {"bird-mini-dev": "bird"}.get(name, name)
+    candidate = Path(data_root) / folder
+    return candidate if candidate.is_dir() else Path(data_root)
+
+
 def load_strong_records(path: Path) -> ExampleList:
     """Load strong records (`formats.STRONG_COLUMNS`, JSONL) as examples; the record `id` is the question id."""
     return load_examples(path, name=Path(path).stem)

@@ -173,11 +173,7 @@ def render_statistics_plot(stats: Mapping[str, Any], *, path: Path, title: str) 
     Returns:
         `path`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -204,7 +200,52 @@ def render_statistics_plot(stats: Mapping[str, Any], *, path: Path, title: str) 
     axes[2].set_title("question length (words)")
     fig.suptitle(title)
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.25, top=0.85, wspace=0.35)
-    fig.savefig(path, format="png", dpi=80, metadata={"Software": None})
+    return _save(plt, fig, path, dpi=80)
+
+
+def plot_synthesis_statistics(stats: Mapping[str, Any], path: str | Path) -> Path:
+    """Render `synthesis.synthesis_statistics` as a PNG (four panels) for a dataset card.
+
+    Args:
+        stats: the dict from `synthesis.synthesis_statistics`.
+        path: the PNG file to write (parent folders are created).
+
+    Returns:
+        The path written.
+    """
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    panels = [
+        (axes[0][0], stats["difficulty"], "difficulty", "#4c72b0"),
+        (axes[0][1], stats["components"], "examples using each SQL component", "#55a868"),
+        (axes[1][0], {str(k): v for k, v in stats["tables_per_example"].items()}, "tables per example", "#c44e52"),
+        (axes[1][1], dict(list(stats["domains"].items())[:15]), "top domains", "#8172b2"),
+    ]
+    for ax, data, title, color in panels:
+        names, values = list(map(str, data)), list(data.values())
+        ax.bar(range(len(values)), values, color=color)
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels(names, rotation=35 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+        ax.set_title(title)
+    fig.suptitle(f"{stats['examples']} examples over {stats['databases']} databases")
+    fig.tight_layout()
+    return _save(plt, fig, path, dpi=110)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path: Path, *, dpi: int) -> Path:
+    """Write the figure as a PNG without timestamp or version metadata (the same figure gives the same bytes)."""
+    fig.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
     return path
 

@@ -1,12 +1,15 @@
-"""The `sense-hub` command line.
+"""The `sense-hub` command line: it only dispatches.
 
-Each subcommand lives in the module that owns its stage; this file only dispatches. A module that owns a
-command defines two functions:
+Each subcommand is a thin module of `sense_hub.commands` (or the module that owns its stage) defining
 
     def add_cli_arguments(parser: argparse.ArgumentParser) -> None: ...
     def run_cli(args: argparse.Namespace) -> int: ...
 
-Only the chosen command's module is imported, so `sense-hub eval --help` never imports torch.
+Only the chosen command's module is imported, so `sense-hub eval --help` never imports torch. A module that sets
+`takes_extra_arguments = True` gets the options it does not declare in `args.extra` (`spft` hands them to its
+TrlParser). Exit status: 0 on success; 2 for bad arguments (argparse) and for bad input (a
+`sense_hub.errors.SenseHubError`, printed as one line `sense-hub <command>: <message>`, no traceback); 130 on
+Ctrl-C. Any other exception is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -20,13 +23,19 @@ from sense_hub.errors import SenseHubError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("sense_hub.evaluation", "Execution accuracy of predicted SQL against gold SQL."),
-    "predict": ("sense_hub.sampling", "Predict SQL for a benchmark (greedy or N samples with execution voting)."),
-    "sample": ("sense_hub.sampling", "Sample N weak candidates per question and label them by execution."),
-    "pairs": ("sense_hub.pairs", "Build preference pairs from labelled weak samples."),
-    "synthesize": ("sense_hub.synthesis", "Synthesize strong data (strong LLM domains or SQL templates)."),
-    "spft": ("sense_hub.spft", "Run SPFT-SQL self-play fine-tuning rounds."),
-    "quickstart": ("sense_hub.quickstart", "Run every stage offline on the bundled databases and embedded model."),
+    "eval": ("sense_hub.commands.eval", "Execution accuracy of predicted SQL against gold SQL."),
+    "predict": (
+        "sense_hub.commands.predict",
+        "Predict SQL for a benchmark (greedy or N samples with execution voting).",
+    ),
+    "sample": ("sense_hub.commands.sample", "Sample N weak candidates per question and label them by execution."),
+    "pairs": ("sense_hub.commands.pairs", "Build preference pairs from labelled weak samples."),
+    "synthesize": ("sense_hub.commands.synthesize", "Synthesize strong data (strong LLM domains or SQL templates)."),
+    "spft": ("sense_hub.commands.spft", "Run SPFT-SQL self-play fine-tuning rounds."),
+    "quickstart": (
+        "sense_hub.commands.quickstart",
+        "Run every stage offline on the bundled databases and embedded model.",
+    ),
 }
 
 
@@ -59,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"sense-hub {name}", description=help_)
     parser.add_argument("--log-level", default="WARNING", help="Python logging level (default: WARNING).")
     module.add_cli_arguments(parser)
-    args = parser.parse_args(rest)
+    if getattr(module, "takes_extra_arguments", False):
+        args, args.extra = parser.parse_known_args(rest)
+    else:
+        args = parser.parse_args(rest)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(module.run_cli(args) or 0)

@@ -1,4 +1,4 @@
-"""Execution accuracy: judge predicted SQL against gold SQL, and the `sense-hub eval` command.
+"""Execution accuracy: judge predicted SQL against gold SQL (the `sense-hub eval` command is `commands.eval`).
 
     sense-hub eval --predictions PRED [--gold GOLD] --db-root DIR [--metric spider|bird|strict]
                    [--keep-distinct] [--timeout SECONDS] [--workers N] [--output OUT.jsonl]
@@ -12,7 +12,6 @@ The last line on stdout is a JSON summary.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -21,22 +20,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from sense_hub.databases import sibling_databases
 from sense_hub.errors import InputError
 from sense_hub.execution import ExecutionResult, Executor
 from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
+from sense_hub.records import loads
 
 __all__ = [
     "InputError",
     "Verdict",
-    "add_cli_arguments",
     "evaluate_records",
     "execution_accuracy",
     "judge",
     "read_predictions",
-    "run_cli",
     "summarize",
 ]
 
@@ -257,7 +253,7 @@ def read_predictions(predictions: str | Path, *, gold: str | Path | None = None)
                 continue
             where = f"{path} line {n}"
             try:
-                record = _loads(line)
+                record = loads(line)
             except json.JSONDecodeError as e:
                 records.append(_bad(n, f"{where}: not valid JSON ({e})"))
                 continue
@@ -336,117 +332,3 @@ def evaluate_records(
             row["message"] = v.message
         out.append(row)
     return out, verdicts
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--predictions",
-        required=True,
-        type=Path,
-        metavar="PRED",
-        help="JSONL with db_id, gold, pred per line, or a text file with one predicted SQL per line",
-    )
-    parser.add_argument(
-        "--gold",
-        type=Path,
-        metavar="GOLD",
-        default=None,
-        help="for a text predictions file: gold SQL file with `SQL<TAB>db_id` per line",
-    )
-    parser.add_argument(
-        "--db-root", required=True, type=Path, metavar="DIR", help="folder holding <db_id>/<db_id>.sqlite"
-    )
-    parser.add_argument(
-        "--metric",
-        choices=METRICS,
-        default="spider",
-        help="spider: official test-suite semantics (default); bird: set equality; "
-        "strict: multiset, column order and DISTINCT kept",
-    )
-    parser.add_argument("--keep-distinct", action="store_true", help="spider metric: do not strip DISTINCT")
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="seconds per query (default 30)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="worker processes, which isolate crashes (0: run in this process; default: one per CPU, up to 8, "
-        "for jobs of 2,000+ distinct queries, else in-process)",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        metavar="OUT.jsonl",
-        default=None,
-        help="write one JSON line per input line: the input fields + correct + error",
-    )
-
-
-def _loads(line: str):
-    """`json.loads`, through orjson (5x faster) when it accepts the line; the standard module decides the rest
-    (NaN, integers past 64 bits, lone surrogates) and words the error."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return json.loads(line)
-
-
-def _json_line(row: dict) -> bytes:
-    """One output line as UTF-8 (orjson; the standard module for what orjson refuses: lone surrogates from
-    "\\udc80" escapes in the input stay escaped, integers past 64 bits)."""
-    try:
-        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:
-        line = json.dumps(row, ensure_ascii=False)
-        try:
-            return (line + "\n").encode("utf-8")
-        except UnicodeEncodeError:
-            return (json.dumps(row) + "\n").encode("utf-8")
-
-
-def _fail(message: str) -> int:
-    sys.stderr.write(f"sense-hub eval: error: {message}\n")
-    return 2
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    if not args.predictions.is_file():
-        return _fail(f"predictions file not found: {args.predictions}")
-    if args.gold is not None and not args.gold.is_file():
-        return _fail(f"gold file not found: {args.gold}")
-    if not args.db_root.is_dir():
-        return _fail(f"--db-root is not a folder: {args.db_root} (it must hold <db_id>/<db_id>.sqlite)")
-    if args.timeout <= 0:
-        return _fail(f"--timeout must be positive, got {args.timeout}")
-    if args.workers is not None and args.workers < 0:
-        return _fail(f"--workers must be >= 0, got {args.workers}")
-    try:
-        records = read_predictions(args.predictions, gold=args.gold)
-    except InputError as e:
-        return _fail(str(e))
-    rows, verdicts = evaluate_records(
-        records,
-        db_root=args.db_root,
-        metric=args.metric,
-        keep_distinct=args.keep_distinct,
-        timeout=args.timeout,
-        workers=args.workers,
-        progress=True,
-    )
-    if args.output is not None:
-        try:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            with args.output.open("wb") as f:
-                f.write(b"".join(_json_line(row) for row in rows))
-        except OSError as e:
-            return _fail(f"cannot write --output {args.output}: {e}")
-    sys.stdout.write(json.dumps(summarize(verdicts, metric=args.metric)) + "\n")
-    sys.stdout.flush()
-    return 0

@@ -18,16 +18,17 @@ Stages, in order (each leaves files behind and is skipped when it already finish
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sense_hub.errors import MissingFileError, ResumeError, UsageError
+from sense_hub.records import read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +112,11 @@ class QuickstartConfig:
 
     def __post_init__(self) -> None:
         if self.weak_samples < 1:
-            raise ValueError(f"`weak_samples` must be at least 1, got {self.weak_samples}")
+            raise UsageError(f"`weak_samples` must be at least 1, got {self.weak_samples}")
         if not 0 <= self.cdpo_epsilon < 0.5:
-            raise ValueError(f"`cdpo_epsilon` must lie in [0, 0.5), got {self.cdpo_epsilon}")
+            raise UsageError(f"`cdpo_epsilon` must lie in [0, 0.5), got {self.cdpo_epsilon}")
         if self.eval_db_ids is not None and not self.eval_db_ids:
-            raise ValueError("`eval_db_ids` must name at least one held-out database (or be left unset)")
+            raise UsageError("`eval_db_ids` must name at least one held-out database (or be left unset)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -129,14 +130,17 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Quickstar
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+            raise MissingFileError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UsageError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of QuickstartConfig fields, got {type(loaded).__name__}")
+            raise UsageError(f"{path}: expected a mapping of QuickstartConfig fields, got {type(loaded).__name__}")
         known = {f.name for f in dataclasses.fields(QuickstartConfig)}
         unknown = sorted(set(loaded) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+            raise UsageError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return QuickstartConfig(**values)
@@ -185,31 +189,14 @@ class State:
             saved = json.loads(path.read_text())
             if saved.get("config") != config:
                 changed = sorted(k for k in config if saved.get("config", {}).get(k) != config[k])
-                raise ValueError(
+                raise ResumeError(
                     f"{path.parent.parent} was made with different settings ({', '.join(changed)}); "
                     "use a new --output-dir, or pass --restart to start over"
                 )
             self.done = saved.get("done", {})
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"config": self.config, "done": self.done}, indent=2, sort_keys=True))
-        tmp.replace(self.path)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+        write_json(self.path, {"config": self.config, "done": self.done}, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -248,7 +235,7 @@ class Pipeline:
         if self.config.db_ids:
             missing = sorted(set(self.config.db_ids) - set(dbs))
             if missing:
-                raise ValueError(f"db_ids {missing} not found under {self.layout.databases}")
+                raise UsageError(f"db_ids {missing} not found under {self.layout.databases}")
             dbs = {k: v for k, v in dbs.items() if k in self.config.db_ids}
         return dbs
 
@@ -278,12 +265,12 @@ class Pipeline:
         else:
             build_sample_databases(self.layout.databases)
             seeds = seed_examples()
-        _write_jsonl(self.layout.work / "seeds.jsonl", seeds)
+        write_jsonl(self.layout.work / "seeds.jsonl", seeds)
         from sense_hub.hub import split_by_database
 
         dbs = self.db_paths()
         if len(dbs) < 2:
-            raise ValueError(f"the quickstart needs at least two databases (one held out), found {sorted(dbs)}")
+            raise UsageError(f"the quickstart needs at least two databases (one held out), found {sorted(dbs)}")
         if self.config.eval_db_ids is None:
             split = split_by_database(
                 [{"db_id": db_id} for db_id in dbs],
@@ -295,7 +282,7 @@ class Pipeline:
             eval_dbs = sorted(self.config.eval_db_ids)
             unknown = sorted(set(eval_dbs) - set(dbs))
             if unknown:
-                raise ValueError(f"eval_db_ids {unknown} are not among the databases {sorted(dbs)}")
+                raise UsageError(f"eval_db_ids {unknown} are not among the databases {sorted(dbs)}")
         return {"databases": sorted(dbs), "eval_databases": eval_dbs, "seed_questions": len(seeds)}
 
     def stage_strong(self) -> dict[str, Any]:
@@ -333,7 +320,7 @@ class Pipeline:
             )
             llm_records = synthesize_strong(
                 strong,
-                seeds=_read_jsonl(self.layout.work / "seeds.jsonl"),
+                seeds=read_jsonl(self.layout.work / "seeds.jsonl"),
                 output=self.layout.work / "strong-llm.jsonl",
                 db_out_root=self.layout.databases,
                 n=self.config.strong_examples,
@@ -341,7 +328,7 @@ class Pipeline:
             )
             records = records + llm_records
             summary["strong_llm"] = len(llm_records)
-        _write_jsonl(self.layout.work / "strong.jsonl", records)
+        write_jsonl(self.layout.work / "strong.jsonl", records)
         summary["total"] = len(records)
         return summary
 
@@ -362,15 +349,15 @@ class Pipeline:
     def train_examples(self):
         import random
 
-        strong = [r for r in _read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
-        seeds = [r for r in _read_jsonl(self.layout.work / "seeds.jsonl") if not self.is_eval_db(r["db_id"])]
+        strong = [r for r in read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
+        seeds = [r for r in read_jsonl(self.layout.work / "seeds.jsonl") if not self.is_eval_db(r["db_id"])]
         rng = random.Random(self.config.seed)
         rng.shuffle(strong)
         return (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.weak_questions]
 
     def eval_examples(self):
-        seeds = [r for r in _read_jsonl(self.layout.work / "seeds.jsonl") if self.is_eval_db(r["db_id"])]
-        strong = [r for r in _read_jsonl(self.layout.work / "strong.jsonl") if self.is_eval_db(r["db_id"])]
+        seeds = [r for r in read_jsonl(self.layout.work / "seeds.jsonl") if self.is_eval_db(r["db_id"])]
+        strong = [r for r in read_jsonl(self.layout.work / "strong.jsonl") if self.is_eval_db(r["db_id"])]
         return (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.eval_questions]
 
     def stage_weak(self) -> dict[str, Any]:
@@ -395,12 +382,12 @@ class Pipeline:
         from sense_hub.pairs import PRESETS, build_pairs
 
         if self.config.pairs_preset not in PRESETS:
-            raise ValueError(f"unknown pairs_preset {self.config.pairs_preset!r}; choose from {sorted(PRESETS)}")
-        weak = _read_jsonl(self.layout.work / "weak.jsonl")
+            raise UsageError(f"unknown pairs_preset {self.config.pairs_preset!r}; choose from {sorted(PRESETS)}")
+        weak = read_jsonl(self.layout.work / "weak.jsonl")
         pairs, stats = build_pairs(weak, config=PRESETS[self.config.pairs_preset], db_root=self.layout.databases)
         if not pairs:
             raise RuntimeError(f"no preference pairs could be built from {len(weak)} weak samples: {stats}")
-        _write_jsonl(self.layout.work / "pairs.jsonl", pairs)
+        write_jsonl(self.layout.work / "pairs.jsonl", pairs)
         return {"pairs": len(pairs), **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}}
 
     def stage_datasets(self) -> dict[str, Any]:
@@ -413,7 +400,7 @@ class Pipeline:
             ("weak", "weak.jsonl", "default", 0.0),
             ("pairs", "pairs.jsonl", self.config.pairs_preset, 0.0),
         ):
-            records = _read_jsonl(self.layout.work / file)
+            records = read_jsonl(self.layout.work / file)
             write_dataset_repo(
                 records,
                 kind=kind,
@@ -512,8 +499,8 @@ class Pipeline:
     def stage_sft(self) -> dict[str, Any]:
         self.release(self.config.model)
         # train on the strong records of the training databases only (the held-out ones are for evaluation)
-        train = [r for r in _read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
-        _write_jsonl(self.layout.work / "sft-train.jsonl", train)
+        train = [r for r in read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
+        write_jsonl(self.layout.work / "sft-train.jsonl", train)
         return self._train(
             "sft",
             base=self.config.model,
@@ -652,30 +639,3 @@ def summary_table(done: dict[str, dict[str, Any]]):
 
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", default=None, help="Where every artifact is written (default out/quickstart).")
-    parser.add_argument("--config", default=None, help="A YAML file of QuickstartConfig fields to scale the job up.")
-    parser.add_argument("--push-to-hub", default=None, metavar="ORG", help="Publish every dataset and model to ORG.")
-    parser.add_argument("--model", default=None, help="Weak/base model: 'embedded' (default) or a folder.")
-    parser.add_argument("--restart", action="store_true", help="Forget finished stages and start over.")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(
-            args.config, {"output_dir": args.output_dir, "push_to_hub": args.push_to_hub, "model": args.model}
-        )
-        done = Pipeline(config, restart=args.restart).run()
-    except (ValueError, FileNotFoundError) as err:
-        sys.stderr.write(f"sense-hub quickstart: error: {err}\n")
-        return 2
-    accuracy = {k: v for k, v in done.get("report", {}).items() if k != "seconds"}
-    sys.stdout.write(json.dumps({"output_dir": config.output_dir, "execution_accuracy": accuracy}) + "\n")
-    return 0

@@ -55,7 +55,8 @@ def dumps_line(record: Mapping[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def _parse(line: str | bytes, *, where: str, error: type[SenseHubError], fix: str) -> dict:
+def _parse(line: bytes, *, where: str, error: type[SenseHubError], fix: str) -> dict:
+    line = line.rstrip(b"\r\n")
     try:
         record = loads(line)
     except json.JSONDecodeError as err:

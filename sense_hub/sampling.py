@@ -15,16 +15,14 @@ seed). Restarting with other generation arguments is refused with an error namin
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from sense_hub.benchmarks import BENCHMARKS, Example, as_db_roots, resolve_database
+from sense_hub.benchmarks import Example, as_db_roots, resolve_database
 from sense_hub.errors import ResumeError
 from sense_hub.formats import WEAK_COLUMNS
 from sense_hub.records import append_jsonl, read_complete_jsonl, write_json, write_jsonl
@@ -515,146 +513,13 @@ def predict(
     )
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# CLI: sense-hub sample / sense-hub predict
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    command = parser.prog.split()[-1]
-    parser.set_defaults(_command=command)
-    sample = command == "sample"
-    src = parser.add_argument_group("questions")
-    src.add_argument("--benchmark", choices=BENCHMARKS, help="A benchmark in its published layout.")
-    src.add_argument(
-        "--data-root",
-        type=Path,
-        help="The benchmark's folder (e.g. data/spider) or a folder holding it (e.g. data, with data/spider).",
-    )
-    src.add_argument("--input", type=Path, help="Instead of a benchmark: JSON/JSONL with question, sql, db_id.")
-    src.add_argument(
-        "--db-root",
-        type=Path,
-        action="append",
-        help="Folder with <db_id>/<db_id>.sqlite (repeatable; default: the benchmark's database folders).",
-    )
-    src.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
-    gen = parser.add_argument_group("generation")
-    gen.add_argument("--model", default="embedded", help="'embedded', a model folder / Hub id, or a served name.")
-    gen.add_argument("--backend", choices=("transformers", "openai", "tgi"), default=None)
-    gen.add_argument("--base-url", default=None, help="Server URL for the openai (.../v1) and tgi backends.")
-    gen.add_argument("--api-key", default=None, help="Credential for remote backends.")
-    gen.add_argument(
-        "-n",
-        "--num-samples",
-        type=int,
-        default=8 if sample else 1,
-        help="Candidates per question (default: %(default)s).",
-    )
-    gen.add_argument(
-        "--temperature",
-        type=float,
-        default=0.8 if sample else None,
-        help="Sampling temperature (default: " + ("0.8)." if sample else "0 = greedy for n=1, else 0.8)."),
-    )
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--max-new-tokens", type=int, default=256)
-    gen.add_argument("--batch-size", type=int, default=8, help="Sequences generated together (local backend).")
-    gen.add_argument("--max-concurrency", type=int, default=8, help="Requests in flight (remote backends).")
-    gen.add_argument("--seed", type=int, default=0)
-    run = parser.add_argument_group("run")
-    run.add_argument(
-        "--metric",
-        choices=("strict", "spider", "bird"),
-        default="strict" if sample else "spider",
-        help="Labelling metric" if sample else "How candidate results are grouped for the vote",
-    )
-    run.add_argument("--timeout", type=float, default=30.0, help="Seconds per query.")
-    run.add_argument("--chunk-size", type=int, default=8, help="Questions per generate call and durable append.")
-    run.add_argument("--no-progress", action="store_true", help="No progress bar.")
-    run.add_argument("--output", type=Path, required=True, help="JSONL to write (resumed when it exists).")
-
-
-def find_benchmark_root(name: str, data_root: Path) -> Path:
-    """The benchmark's own folder, given either that folder or the folder that holds it (`../shared/data`)."""
-    folder = {"bird-mini-dev": "bird"}.get(name, name)
-    candidate = Path(data_root) / folder
-    return candidate if candidate.is_dir() else Path(data_root)
-
-
-def load_cli_examples(args: argparse.Namespace):
-    """The examples and database folders named by `--benchmark/--data-root` or `--input` (and `--db-root`)."""
-    from sense_hub.benchmarks import load_benchmark, load_examples
-
-    if bool(args.benchmark) == bool(args.input):
-        raise ValueError("give either --benchmark NAME --data-root DIR, or --input FILE")
-    if args.benchmark:
-        if args.data_root is None:
-            raise ValueError("--benchmark needs --data-root (the benchmark's folder, or the folder holding it)")
-        examples = load_benchmark(args.benchmark, root=find_benchmark_root(args.benchmark, args.data_root))
-    else:
-        examples = load_examples(args.input)
-    db_roots = args.db_root or examples.db_roots
-    if not db_roots:
-        raise ValueError("no database folder found: pass --db-root DIR (holding <db_id>/<db_id>.sqlite)")
-    if args.limit is not None:
-        examples = examples[: args.limit]
-    return examples, db_roots
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from sense_hub.generation import load_generator
-
-    command = getattr(args, "_command", "sample")
-    try:
-        examples, db_roots = load_cli_examples(args)
-    except ValueError as err:
-        sys.stderr.write(f"sense-hub {command}: {err}\n")
-        return 2
-    generator = load_generator(
-        args.model,
-        backend=args.backend,
-        base_url=args.base_url,
-        api_key=args.api_key,
-        batch_size=args.batch_size,
-        max_concurrency=args.max_concurrency,
-    )
-    common: dict[str, Any] = {
-        "db_root": db_roots,
-        "output": args.output,
-        "n": args.num_samples,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "max_new_tokens": args.max_new_tokens,
-        "metric": args.metric,
-        "seed": args.seed,
-        "chunk_size": args.chunk_size,
-        "timeout": args.timeout,
-        "progress": not args.no_progress,
-    }
-    try:
-        if command == "predict":
-            rows = predict(examples, generator, **common)
-            summary = {"questions": len(rows), "output": str(args.output)}
-        else:
-            rows = sample_candidates(examples, generator, **common)
-            summary = {**weak_stats(rows), "output": str(args.output)}
-    except ResumeError as err:
-        sys.stderr.write(f"sense-hub {command}: {err}\n")
-        return 2
-    sys.stdout.write(json.dumps(summary) + "\n")
-    return 0
-
-
 __all__ = [
     "PREDICTION_COLUMNS",
     "ResumeError",
     "WEAK_COLUMNS",
-    "add_cli_arguments",
     "majority_vote",
     "manifest_path",
     "predict",
-    "run_cli",
     "sample_candidates",
     "weak_stats",
 ]

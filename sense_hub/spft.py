@@ -34,7 +34,6 @@ This module imports `trl` (and through it `torch` and `transformers`) at import 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import gc
 import json
@@ -931,57 +930,7 @@ def _model_card(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def make_parser():
-    """The `TrlParser` of (SPFTScriptArguments, SPFTConfig, ModelConfig), as used by `recipes/spft.py`."""
-    return TrlParser((SPFTScriptArguments, SPFTConfig, ModelConfig))
-
-
-_CLI_PREFIX = "spft__"  # keeps the dataclass fields apart from the dispatcher's own options (`--log-level`)
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """`sense-hub spft`: the same options as `recipes/spft.py` (`--config YAML`, then any dataclass field)."""
-    parser.add_argument("--config", default=None, help="YAML of dataclass fields; the command line overrides it.")
-    taken = set(parser._option_string_actions)
-    for action in make_parser()._actions:
-        if isinstance(action, argparse._HelpAction) or action.dest == "config":
-            continue
-        options = [o for o in action.option_strings if o not in taken]
-        if not options:
-            continue
-        clone = copy.copy(action)
-        clone.option_strings = options
-        clone.dest = _CLI_PREFIX + action.dest
-        clone.default = argparse.SUPPRESS
-        clone.required = False
-        parser._add_action(clone)
-        taken.update(options)
-
-
-def parse_cli_namespace(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """(script_args, training_args, model_args) from a `sense-hub spft` namespace: YAML first, flags override.
-
-    Raises:
-        ValueError: an unknown YAML key or a bad value (the dataclass names it).
-    """
-    import yaml
-
-    values: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        with open(args.config, encoding="utf-8") as fh:
-            values = yaml.safe_load(fh) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{args.config}: expected a YAML mapping of field names to values")
-        for name, value in (values.pop("env", None) or {}).items():
-            os.environ[name] = str(value)
-    values.update({k[len(_CLI_PREFIX) :]: v for k, v in vars(args).items() if k.startswith(_CLI_PREFIX)})
-    return tuple(make_parser().parse_dict(values))
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    script_args, training_args, model_args = parse_cli_namespace(args)
-    best = run_spft(script_args, training_args, model_args)
-    results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text(encoding="utf-8"))
-    sys.stdout.write(rounds_table(results["rounds"]) + "\n")
-    sys.stdout.write(json.dumps({"best_model": str(best), "best": results["best"]}) + "\n")
-    return 0
+def make_parser(**kwargs) -> TrlParser:
+    """The `TrlParser` of (SPFTScriptArguments, SPFTConfig, ModelConfig), as used by `recipes/spft.py`; `kwargs` go
+    to `argparse.ArgumentParser` (`prog`, `exit_on_error`)."""
+    return TrlParser((SPFTScriptArguments, SPFTConfig, ModelConfig), **kwargs)

@@ -11,13 +11,13 @@ from sense_hub.benchmarks import (
     BenchmarkError,
     Example,
     benchmark_db_roots,
+    find_benchmark_root,
     load_benchmark,
     load_examples,
     load_strong_records,
     resolve_database,
 )
 from sense_hub.databases import DatabaseError
-from sense_hub.sampling import find_benchmark_root
 
 # ---------------------------------------------------------------------------------------------------------------
 # The real files

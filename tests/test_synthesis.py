@@ -473,8 +473,9 @@ def test_cli_templates_and_strong(tmp_path: Path, tiny_db: Path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["kept"] == 1 and summary["calls"] == 4
     assert summary["rejected"] == {"missing_section": 1, "invalid_ddl": 1, "sql_exec_error": 1}
-    with pytest.raises(SystemExit, match="needs --db-root"):
-        cli.main(["synthesize", "--strategy", "templates", "--output", str(output), "--no-verify"])
+    assert cli.main(["synthesize", "--strategy", "templates", "--output", str(output), "--no-verify"]) == 2
+    err = capsys.readouterr().err
+    assert err == "sense-hub synthesize: --strategy templates needs --db-root (a folder of <db_id>/<db_id>.sqlite)\n"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""The files a synthesis run appends to, and what a resumed run learns from them.
+
+Kept strong records go to the output JSONL, rejected samples (with their reason) to `<output stem>.rejected.jsonl`,
+one durable line at a time (`records.JsonlAppender`), so a killed run loses at most the line being written. A
+rerun reads both files (`resume_output`): the ids there are not asked again, and their SQL and questions are not
+kept twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sense_hub.records import JsonlAppender, read_complete_jsonl
+from sense_hub.sql_templates import normalize_sql
+
+__all__ = ["OutputFiles", "normalize_question", "rejected_path", "resume_output"]
+
+
+def rejected_path(output: Path) -> Path:
+    """Where the rejected samples of `output` go: `<stem>.rejected.jsonl` next to it."""
+    return output.with_name(f"{output.stem}.rejected.jsonl")
+
+
+def normalize_question(question: str) -> str:
+    """Lower case, letters and digits only, single spaces (for question deduplication)."""
+    return " ".join(re.findall(r"[a-z0-9]+", question.lower()))
+
+
+@dataclass
+class OutputFiles:
+    """What a synthesis output holds so far: kept records, the ids already answered (kept or rejected), and the
+    dedup keys of the kept SQL and questions."""
+
+    records: list[dict]
+    done: set[str]
+    seen_sql: set[str] = field(default_factory=set)
+    seen_questions: set[str] = field(default_factory=set)
+
+    def keep(self, record: dict) -> None:
+        """Count a newly kept record (the caller has written it)."""
+        self.records.append(record)
+        self.seen_sql.add(normalize_sql(record["sql"]))
+        self.seen_questions.add(normalize_question(record["question"]))
+
+
+def resume_output(output: Path) -> OutputFiles:
+    """Read an output and its rejected file (complete lines; a torn last line is redone).
+
+    Raises:
+        RecordError: a complete line is not JSON (the message names the file and line).
+    """
+    records, _ = read_complete_jsonl(output)
+    rejected, _ = read_complete_jsonl(rejected_path(output))
+    files = OutputFiles(records=[], done={r["id"] for r in records} | {r["id"] for r in rejected})
+    for record in records:
+        files.keep(record)
+    return files
+
+
+def open_appenders(output: Path) -> tuple[JsonlAppender, JsonlAppender]:
+    """Appenders for the kept records and the rejected samples (each cuts off a torn last line first)."""
+    return JsonlAppender(output), JsonlAppender(rejected_path(output))
