@@ -239,7 +239,15 @@ def test_cli_rejects_a_malformed_weak_file(tmp_path, tiny_db, capsys):
     bad = dict(RECORDS[0])
     del bad["gold_sql"]
     weak_path.write_text(json.dumps(RECORDS[1]) + "\n" + json.dumps(bad) + "\n")
-    argv = ["pairs", "--weak", str(weak_path), "--db-root", str(tiny_db.parent.parent), "--output", str(tmp_path / "p")]
+    argv = [
+        "pairs",
+        "--weak",
+        str(weak_path),
+        "--db-root",
+        str(tiny_db.parent.parent),
+        "--output",
+        str(tmp_path / "p"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("sense-hub pairs: ") and err.count("\n") == 1 and "Traceback" not in err
