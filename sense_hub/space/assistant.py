@@ -1,0 +1,178 @@
+"""The assistant: SQL candidates for a question (the one prompt, any generator), run read-only, chosen by execution voting."""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sense_hub.errors import ModelError
+from sense_hub.space.config import MAX_QUESTION_CHARS, SpaceConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    """One SQL candidate, its execution result and how many candidates agree with its result."""
+
+    sql: str
+    result: Any
+    votes: int = 0
+
+
+@dataclass
+class Answer:
+    """The chosen SQL, its result, and every candidate (the chosen one included)."""
+
+    sql: str
+    result: Any
+    candidates: list[Candidate] = field(default_factory=list)
+    generation_s: float = 0.0
+    execution_s: float = 0.0
+
+
+def vote(results: list) -> tuple[int, list[int]]:
+    """Execution-based voting (self-consistency), the same choice `sense-hub predict` makes
+    (`sense_hub.sampling.majority_vote`, spider metric), plus each candidate's vote count for display.
+
+    Args:
+        results: one `ExecutionResult` per candidate, in candidate order.
+
+    Returns:
+        `(index of the winner, votes per candidate)`: a candidate's votes are the candidates whose result
+        matches its own; failed candidates get 0. When nothing executed, the first candidate wins.
+
+    Raises:
+        ValueError: `results` is empty.
+    """
+    from sense_hub.matching import results_match
+    from sense_hub.sampling import majority_vote
+
+    if not results:
+        raise ValueError("vote needs at least one candidate")
+    best, _ = majority_vote(results, metric="spider")
+    votes = [
+        sum(1 for b in results if b.ok and results_match(a, b, metric="spider", order_matters=False)) if a.ok else 0
+        for a in results
+    ]
+    return best, votes
+
+
+class SQLAssistant:
+    """Writes SQL for questions about a database and runs it.
+
+    The generator is loaded once, on first use (or by `warm_up()`), and shared by every visitor; generation is
+    serialized by a lock because one CPU model serves one request at a time.
+
+    Args:
+        config: the model and limits.
+        generator: an already loaded `sense_hub.generation.Generator` (default: `load_generator(config.model, …)`).
+    """
+
+    def __init__(self, config: SpaceConfig | None = None, *, generator=None):
+        self.config = config or SpaceConfig()
+        self._generator = generator
+        self._lock = threading.Lock()
+        self._fast = None  # a sense_hub.generation.GreedyPrefixCache, made on the first greedy answer
+
+    @property
+    def model_name(self) -> str:
+        return getattr(self._generator, "name", None) or self.config.model
+
+    def warm_up(self):
+        """Load the model now (idempotent) and return the generator.
+
+        Raises:
+            ModelError: the model cannot be loaded; the message says which setting to check.
+        """
+        if self._generator is None:
+            with self._lock:
+                if self._generator is None:
+                    from sense_hub.generation import load_generator
+
+                    c = self.config
+                    try:
+                        self._generator = load_generator(
+                            c.model, backend=c.backend, base_url=c.base_url, api_key=c.api_key
+                        )
+                    except Exception as e:  # any loader failure becomes one message for the visitor
+                        logger.exception("loading model %r failed", c.model)
+                        raise ModelError(
+                            f"The model {c.model!r} could not be loaded ({type(e).__name__}: {e}). "
+                            "Check SENSE_MODEL / SENSE_BACKEND / SENSE_BASE_URL."
+                        ) from e
+        return self._generator
+
+    def write_sql(self, question: str, db_path: str | Path, *, n: int = 1, seed: int = 0) -> list[str]:
+        """`n` SQL candidates for `question` (greedy when `n == 1`, sampled otherwise), from the one prompt.
+
+        Raises:
+            ValueError: an empty or too long question, or `n` out of range.
+            ModelError: the model failed.
+        """
+        from sense_hub.generation import GenerationConfig, GreedyPrefixCache
+        from sense_hub.prompts import extract_sql, prompt_for_database
+
+        question = (question or "").strip()
+        if not question:
+            raise ValueError("Type a question about the database first.")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ValueError(f"The question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS}).")
+        if not 1 <= n <= self.config.max_candidates:
+            raise ValueError(f"Ask for between 1 and {self.config.max_candidates} candidates, not {n}.")
+        generator = self.warm_up()
+        messages = prompt_for_database(question, db_path)
+        gen_config = GenerationConfig(
+            n=n,
+            temperature=0.0 if n == 1 else self.config.temperature,
+            max_new_tokens=self.config.max_new_tokens,
+            seed=seed,
+            stop_at_statement=True,
+        )
+        with self._lock:
+            try:
+                if n == 1 and self.config.fast_greedy and GreedyPrefixCache.supports(generator):
+                    if self._fast is None or self._fast.generator is not generator:
+                        self._fast = GreedyPrefixCache(generator)
+                    texts = [self._fast.generate(messages, max_new_tokens=self.config.max_new_tokens)]
+                else:
+                    texts = generator.generate([messages], gen_config)[0]
+            except Exception as e:  # endpoint down, out of memory, ...: one message for the visitor
+                logger.exception("generation failed")
+                raise ModelError(f"The model did not answer ({type(e).__name__}: {e}).") from e
+        return [extract_sql(t) for t in texts]
+
+    def answer(self, question: str, db_path: str | Path, *, n: int = 1, seed: int = 0) -> Answer:
+        """Write `n` candidates, execute each read-only with the timeout, and pick one by execution voting.
+
+        Raises:
+            ValueError: an empty or too long question, or `n` out of range.
+            ModelError: the model failed.
+        """
+        from sense_hub.execution import execute
+
+        start = time.perf_counter()
+        sqls = self.write_sql(question, db_path, n=n, seed=seed)
+        generated = time.perf_counter()
+        cache: dict[str, Any] = {}
+        for sql in sqls:
+            if sql not in cache:
+                cache[sql] = execute(db_path, sql, timeout=self.config.timeout, max_rows=self.config.max_rows)
+        results = [cache[sql] for sql in sqls]
+        best, votes = vote(results)
+        candidates = [Candidate(sql=s, result=r, votes=v) for s, r, v in zip(sqls, results, votes, strict=True)]
+        return Answer(
+            sql=sqls[best],
+            result=results[best],
+            candidates=candidates,
+            generation_s=generated - start,
+            execution_s=time.perf_counter() - generated,
+        )
+
+    def run_sql(self, sql: str, db_path: str | Path):
+        """Execute visitor SQL read-only with the configured timeout and row cap (an `ExecutionResult`)."""
+        from sense_hub.execution import execute
+
+        return execute(db_path, sql or "", timeout=self.config.timeout, max_rows=self.config.max_rows)

