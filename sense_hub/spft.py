@@ -38,7 +38,6 @@ import copy
 import gc
 import json
 import logging
-import os
 import random
 import shlex
 import sys
@@ -51,7 +50,9 @@ import torch
 import torch.nn.functional as F
 from trl import DPOConfig, DPOTrainer, ModelConfig, TrlParser
 
+from sense_hub.errors import UsageError
 from sense_hub.formats import PAIRS_COLUMNS, REWARD_COLUMN
+from sense_hub.records import read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -365,27 +366,6 @@ def build_round_records(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def _round_dir(output_dir: Path, r: int) -> Path:
     return output_dir / f"round_{r:02d}"
 
@@ -399,7 +379,7 @@ def load_round_state(output_dir: str | Path, r: int) -> dict[str, Any]:
 
 
 def _save_round_state(output_dir: Path, state: Mapping[str, Any]) -> None:
-    _write_json(_round_dir(output_dir, state["round"]) / "state.json", state)
+    write_json(_round_dir(output_dir, state["round"]) / "state.json", state)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -483,7 +463,7 @@ def evaluate_model(
     sqls = generate_sql(model_path, prompts, config=config, temperature=0.0)
     verdicts = _judge(examples, sqls, db_root=db_root, config=config)
     if predictions_path is not None:
-        _write_jsonl(
+        write_jsonl(
             predictions_path,
             [
                 {
@@ -591,13 +571,13 @@ def _split_examples(script_args: SPFTScriptArguments, *, seed: int) -> tuple[lis
     from sense_hub.benchmarks import load_examples
 
     if not script_args.train_file:
-        raise ValueError("`train_file` is required: a JSON/JSONL of question, sql and db_id")
+        raise UsageError("`train_file` is required: a JSON/JSONL of question, sql and db_id")
     train = list(load_examples(Path(script_args.train_file)))
     if script_args.eval_file:
         held_out = list(load_examples(Path(script_args.eval_file)))
     else:
         if script_args.eval_size >= len(train):
-            raise ValueError(
+            raise UsageError(
                 f"`eval_size` ({script_args.eval_size}) must be smaller than the {len(train)} questions of "
                 f"{script_args.train_file}; lower it or pass `eval_file`"
             )
@@ -609,7 +589,7 @@ def _split_examples(script_args: SPFTScriptArguments, *, seed: int) -> tuple[lis
     if script_args.max_train_examples:
         train = train[: script_args.max_train_examples]
     if not held_out:
-        raise ValueError("the held-out split is empty: pass `eval_file` or set `eval_size` > 0")
+        raise UsageError("the held-out split is empty: pass `eval_file` or set `eval_size` > 0")
     return train, held_out
 
 
@@ -660,9 +640,9 @@ def run_spft(script_args: SPFTScriptArguments, training_args: Any, model_args: A
     from sense_hub.models import resolve_model
 
     if not script_args.db_root:
-        raise ValueError("`db_root` is required: the folder with <db_id>/<db_id>.sqlite")
+        raise UsageError("`db_root` is required: the folder with <db_id>/<db_id>.sqlite")
     if model_args is None or not model_args.model_name_or_path:
-        raise ValueError("`model_name_or_path` is required (a model folder, Hub id or 'embedded')")
+        raise UsageError("`model_name_or_path` is required (a model folder, Hub id or 'embedded')")
     db_root = Path(script_args.db_root)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -721,7 +701,7 @@ def run_spft(script_args: SPFTScriptArguments, training_args: Any, model_args: A
                     train, prompts=prompts, opponent_sql=sqls, verdicts=verdicts,
                     error_driven=training_args.error_driven,
                 )  # fmt: skip
-                _write_jsonl(data_path, rows)
+                write_jsonl(data_path, rows)
                 stages["generate"] = {"data": str(data_path), **stats}
                 _save_round_state(output_dir, state)
                 logger.info("round %d: opponent data %s", r, stats)
@@ -730,7 +710,7 @@ def run_spft(script_args: SPFTScriptArguments, training_args: Any, model_args: A
             stages = state["stages"]
 
         if "train" not in stages:
-            rows = _read_jsonl(data_path)
+            rows = read_jsonl(data_path)
             if training_args.skip_correct_opponent_samples:
                 rows = [row for row in rows if row[REWARD_COLUMN] > 0]
             if rows:
@@ -839,7 +819,7 @@ def _finish(
     held_out_size: int,
 ) -> None:
     rows = round_results(output_dir, rounds=training_args.rounds)
-    _write_json(
+    write_json(
         output_dir / "spft_results.json",
         {"rounds": rows, "best": vars(best), "held_out_examples": held_out_size},
     )

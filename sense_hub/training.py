@@ -31,6 +31,7 @@ from typing import Any
 from trl import DPOConfig, ModelConfig, ScriptArguments, SFTConfig
 
 from sense_hub.errors import TrainingDataError
+from sense_hub.records import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -297,16 +298,11 @@ def load_records(source: str | Path, *, config: str | None = None, split: str = 
             return []
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".json" and text.lstrip().startswith("["):
-            return list(json.loads(text))
-        records = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
             try:
-                records.append(json.loads(line))
+                return list(json.loads(text))
             except json.JSONDecodeError as err:
-                raise TrainingDataError(f"{path}:{number}: not valid JSON ({err.msg}); one record per line") from err
-        return records
+                raise TrainingDataError(f"{path}: not valid JSON ({err}); expected a list of records") from err
+        return read_jsonl(path, error=TrainingDataError, fix="one JSON record per line")
     if path.is_dir():
         # datasets' cache keys a local folder by its name, not its path: two runs' `datasets/pairs` would share
         # (stale) rows. `load_local` reads the config's files by absolute path.
