@@ -28,7 +28,7 @@ from itertools import chain
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["ERROR_KINDS", "ExecutionResult", "Executor", "canonical_sql", "execute", "sql_tokens"]
+__all__ = ["ERROR_KINDS", "ExecutionResult", "Executor", "canonical_sql", "dedup_key", "execute", "sql_tokens"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,32 @@ def canonical_sql(sql: str) -> str:
             code = []
     out.append(_SPACES.sub(" ", "".join(code)).translate(_ASCII_LOWER))
     return "".join(out).strip()
+
+
+_WORDS = re.compile(r"\w+|[^\s\w]")
+
+
+def dedup_key(sql: str) -> str:
+    """The one key sense-hub deduplicates SQL by (weak candidates, pairs, synthesized and template queries).
+
+    Tokens (`sql_tokens`) joined by one space, without whitespace, comments or a trailing `;`; tokens outside
+    quotes are lower-cased, `'literals'`, `"identifiers"`, `` `names` `` and `[names]` are kept as written. So
+    `SELECT  name FROM T WHERE a = 'X';` and `select name from t where a='X'` are one query, `... a = 'x'`
+    another. Deliberately syntactic (no parser) so a million candidates take seconds; semantically equal but
+    differently written queries (`a = 1` / `1 = a`) stay distinct.
+    """
+    sql = sql.strip()
+    if not any(c in sql for c in "'\"`[") and "--" not in sql and "/*" not in sql:
+        return " ".join(_WORDS.findall(sql.lower().rstrip(";")))  # the common case, without the full tokenizer
+    words: list[str] = []
+    for token in _TOKEN.findall(sql):
+        if token[0] in "'\"`[":
+            words.append(token)
+        elif not token.isspace() and not token.startswith(("--", "/*")):
+            words.extend(_WORDS.findall(token.lower()))
+    while words and words[-1] == ";":
+        words.pop()
+    return " ".join(words)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ For each question the labelled candidates (`formats.WEAK_COLUMNS`) split into
 - **negatives**: the other candidates, filtered by `neg_filter` (`"all"`, or `"exec_only"`: only SQL that ran
   and returned a wrong result, no errors), and never records labelled against a broken gold (`gold_error`).
 
-With `dedup`, candidates whose normalized SQL repeats are dropped (see `normalize_sql`). Then at most
+With `dedup`, candidates whose SQL repeats (by `execution.dedup_key`) are dropped. Then at most
 `neg_limit` negatives are drawn (seeded, per question), and the k-th drawn negative is paired with the k-th
 positive of a seeded shuffle of the positives (cycling), so pairs spread over the distinct correct answers.
 Questions without a positive or without a negative give no pair and are counted. Everything is one pass over
@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sense_hub.execution import dedup_key
 from sense_hub.formats import PAIRS_COLUMNS, RecordError, validate_record
 from sense_hub.records import iter_jsonl, write_jsonl
 
@@ -45,7 +45,7 @@ class PairConfig:
     """The SENSE pair-construction knobs.
 
     Args:
-        dedup: drop candidates whose normalized SQL (`normalize_sql`) repeats within a question.
+        dedup: drop candidates whose SQL (`execution.dedup_key`) repeats within a question.
         neg_filter: `"all"` keeps every incorrect candidate; `"exec_only"` keeps only those that executed and
             returned a wrong result (no syntax, runtime or timeout errors).
         keep_gold: add the gold SQL as a chosen candidate (so questions with no correct sample still pair).
@@ -76,24 +76,6 @@ PRESETS: dict[str, PairConfig] = {
     "keep-gold-exec-limit1": PairConfig(dedup=True, neg_filter="exec_only", keep_gold=True, neg_limit=1),
     "raw-any-all": PairConfig(dedup=False, neg_filter="all", keep_gold=False, neg_limit=None),
 }
-
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\w+|[^\s\w]")
-_WORD = re.compile(r"\w+|[^\s\w]")
-
-
-def normalize_sql(sql: str) -> str:
-    """The dedup key of a query: case, whitespace and a trailing `;` do not matter; quoted text does.
-
-    The query is split into tokens (quoted text, words, single punctuation characters) joined by one space;
-    tokens outside quotes are lower-cased, `'literals'`, `"identifiers"` and `` `names` `` are kept as
-    written. So `SELECT  name FROM T WHERE a = 'X'` and `select name from t where a='X';` are one candidate,
-    `... a = 'x'` another. Deliberately syntactic (no sqlglot round trip) so a million candidates normalize in
-    seconds; semantically equal but differently written queries (`a = 1` / `1 = a`) stay distinct.
-    """
-    sql = sql.strip().rstrip(";")
-    if "'" not in sql and '"' not in sql and "`" not in sql:
-        return " ".join(_WORD.findall(sql.lower()))
-    return " ".join(t if t[0] in "'\"`" else t.lower() for t in _TOKEN.findall(sql))
 
 
 @dataclass
@@ -169,7 +151,7 @@ def build_pairs(
     dropped: Counter = Counter()
     stats = Counter()
     pairs: list[dict] = []
-    normalize = normalize_sql if config.dedup else None
+    normalize = dedup_key if config.dedup else None
     for qid, q in groups.items():
         stats["questions"] += 1
         stats["candidates"] += len(q.candidates)

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sense_hub.execution import dedup_key
+
 logger = logging.getLogger(__name__)
 
 MAX_RESULT_ROWS = 100
@@ -609,22 +611,6 @@ FAMILIES: dict[str, Callable[[random.Random, DatabaseProfile], Candidate]] = {
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def normalize_sql(sql: str) -> str:
-    """A canonical form for deduplication: parsed and re-rendered by sqlglot (SQLite), lower-cased, one space.
-
-    SQL that sqlglot cannot parse is normalized by whitespace and case only.
-    """
-    import sqlglot
-    from sqlglot.errors import SqlglotError
-
-    text = sql.strip().rstrip(";").strip()
-    try:
-        text = sqlglot.parse_one(text, read="sqlite").sql(dialect="sqlite")
-    except (SqlglotError, ValueError, RecursionError):
-        pass
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 def _bag(rows) -> list:
     return sorted(tuple(repr(v) for v in row) for row in rows)
 
@@ -714,7 +700,7 @@ def generate_candidates(
             if failures[name] >= 8:  # this family does not fit this database
                 names.remove(name)
             continue
-        key = normalize_sql(candidate.sql)
+        key = dedup_key(candidate.sql)
         if key in seen:
             rejected["duplicate_sql"] = rejected.get("duplicate_sql", 0) + 1
             failures[name] += 1

@@ -8,8 +8,9 @@ import re
 
 import pytest
 
+from sense_hub.execution import dedup_key
 from sense_hub.formats import validate_records
-from sense_hub.pairs import PRESETS, PairConfig, build_pairs, normalize_sql
+from sense_hub.pairs import PRESETS, PairConfig, build_pairs
 
 GOLD_Q1 = "SELECT name FROM singer"
 
@@ -183,10 +184,13 @@ def test_positives_spread_over_negatives():
         ('SELECT "Full Name" FROM t', 'SELECT "full name" FROM t', False),
         ("SELECT a FROM t WHERE b > 1", "SELECT a FROM t WHERE b >= 1", False),
         ("SELECT a FROM t", "SELECT b FROM t", False),
+        ("SELECT a -- the name\nFROM t /* all */", "select a from t", True),
+        ("SELECT [My Col] FROM t", "SELECT [my col] FROM t", False),
+        ("SELECT '--' FROM t", "SELECT '-' FROM t", False),
     ],
 )
-def test_normalize_sql(a, b, same):
-    assert (normalize_sql(a) == normalize_sql(b)) is same
+def test_dedup_key(a, b, same):
+    assert (dedup_key(a) == dedup_key(b)) is same
 
 
 def test_presets_and_validation():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny_db
 
-from sense_hub.execution import execute
+from sense_hub.execution import dedup_key, execute
 from sense_hub.sql_templates import (
     FAMILIES,
     Candidate,
@@ -16,7 +16,6 @@ from sense_hub.sql_templates import (
     generate_candidates,
     humanize,
     literal,
-    normalize_sql,
     profile_database,
     quote,
 )
@@ -68,12 +67,9 @@ def test_quote_literal_humanize():
     assert humanize("HomeTown") == "home town"
 
 
-def test_normalize_sql_ignores_case_and_spacing():
-    assert normalize_sql("select  name from singer where age>30;") == normalize_sql(
-        "SELECT name\nFROM singer WHERE age > 30"
-    )
-    assert normalize_sql("SELECT name FROM singer") != normalize_sql("SELECT age FROM singer")
-    assert normalize_sql("SELEC broken ((") == "selec broken (("  # unparsable: whitespace and case only
+def test_dedup_key_ignores_case_and_spacing():
+    assert dedup_key("select  name from singer where age>30;") == dedup_key("SELECT name\nFROM singer WHERE age > 30")
+    assert dedup_key("SELECT name FROM singer") != dedup_key("SELECT age FROM singer")
 
 
 def test_profile_reads_kinds_keys_and_joins(tiny_db: Path):
@@ -99,7 +95,7 @@ def test_candidates_execute_are_distinct_and_deterministic(shop_db: Path):
     assert [c.sql for c in first] == [c.sql for c in again]
     assert [c.sql for c in first] != [c.sql for c in other]
     assert len(first) == 60
-    assert len({normalize_sql(c.sql) for c in first}) == 60
+    assert len({dedup_key(c.sql) for c in first}) == 60
     for candidate in first:
         result = execute(shop_db, candidate.sql)
         assert result.ok and result.rows, candidate.sql

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sense_hub.execution import dedup_key
 from sense_hub.records import JsonlAppender, read_complete_jsonl
-from sense_hub.sql_templates import normalize_sql
 
 __all__ = ["OutputFiles", "normalize_question", "rejected_path", "resume_output"]
 
@@ -41,7 +41,7 @@ class OutputFiles:
     def keep(self, record: dict) -> None:
         """Count a newly kept record (the caller has written it)."""
         self.records.append(record)
-        self.seen_sql.add(normalize_sql(record["sql"]))
+        self.seen_sql.add(dedup_key(record["sql"]))
         self.seen_questions.add(normalize_question(record["question"]))
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sense_hub.errors import MissingFileError, RecordError, UsageError
+from sense_hub.execution import dedup_key
 from sense_hub.formats import validate_record
 from sense_hub.records import read_jsonl
-from sense_hub.sql_templates import normalize_sql
 from sense_hub.synthesis.output import normalize_question, open_appenders, resume_output
 from sense_hub.synthesis.statistics import DIFFICULTIES, SynthesisStats
 
@@ -457,7 +457,7 @@ def _check_strong(
         raise _Rejected("sql_parse_error", str(error)[:300]) from error
     if len([p for p in parsed if p is not None]) != 1:
         raise _Rejected("sql_parse_error", "the SQL section must hold exactly one statement")
-    if normalize_sql(sample.sql) in seen_sql:
+    if dedup_key(sample.sql) in seen_sql:
         raise _Rejected("duplicate_sql", sample.sql[:200])
     if normalize_question(sample.question) in seen_q:
         raise _Rejected("duplicate_question", sample.question[:200])

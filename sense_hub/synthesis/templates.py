@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sense_hub.errors import UsageError
+from sense_hub.execution import dedup_key
 from sense_hub.formats import validate_record
-from sense_hub.sql_templates import Candidate, DatabaseProfile, generate_candidates, normalize_sql, profile_database
+from sense_hub.sql_templates import Candidate, DatabaseProfile, generate_candidates, profile_database
 from sense_hub.synthesis.output import normalize_question, open_appenders, resume_output
 from sense_hub.synthesis.statistics import SynthesisStats, classify_difficulty
 
@@ -232,7 +233,7 @@ def synthesize_templates(
                 still = []
                 for item in pending:
                     if item.question is not None and not item.reason:
-                        key = normalize_sql(item.candidate.sql)
+                        key = dedup_key(item.candidate.sql)
                         if key in seen_sql:
                             item.reason, item.stage = "duplicate_sql", len(item.stages)
                         elif normalize_question(item.question) in seen_q:
