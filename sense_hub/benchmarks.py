@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sense_hub.errors import BenchmarkError
+from sense_hub.execution import compile_error
 from sense_hub.records import iter_jsonl
 
 logger = logging.getLogger(__name__)
@@ -103,31 +103,18 @@ _LAYOUTS: dict[str, _Layout] = {
 }
 
 
-_SYNTAX_DB: sqlite3.Connection | None = None
-
-
 def gold_problem(sql: str) -> str:
-    """Why a gold query cannot be used ("" when it is syntactically valid SQLite).
+    """Why a gold query cannot be used ("" when it is valid SQLite), from `execution.compile_error`.
 
-    SQLite compiles the query (`EXPLAIN`, nothing runs) against an empty in-memory database: SQLite parses the
-    whole statement before it resolves names, so "no such table" means the syntax is fine, while "syntax
-    error", "incomplete input" or several statements are problems. SQLite's own grammar, microseconds per
+    SQLite compiles the query (nothing runs) under the executor's authorizer; names are not resolved, so only
+    syntax errors, several statements and refused statements count. SQLite's own grammar, microseconds per
     query. Every gold query of Spider, Spider-Syn, Spider-Realistic and BIRD dev passes; Spider-DK #76 fails
     (`T1.LName  T1.age`: a missing comma).
     """
-    global _SYNTAX_DB
     if not sql.strip():
         return "empty gold SQL"
-    if _SYNTAX_DB is None:
-        _SYNTAX_DB = sqlite3.connect(":memory:", check_same_thread=False)
-    try:
-        _SYNTAX_DB.execute("EXPLAIN " + sql).fetchone()
-    except sqlite3.Error as err:
-        message = str(err)
-        if message.startswith("no such "):
-            return ""
-        return f"gold SQL does not parse: {message}"
-    return ""
+    message = compile_error(sql)
+    return f"gold SQL does not parse: {message}" if message else ""
 
 
 def _finish(name: str, examples: list[Example], *, source: str, db_roots: list[Path]) -> ExampleList:

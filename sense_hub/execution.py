@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,16 @@ from itertools import chain
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["ERROR_KINDS", "ExecutionResult", "Executor", "canonical_sql", "dedup_key", "execute", "sql_tokens"]
+__all__ = [
+    "ERROR_KINDS",
+    "ExecutionResult",
+    "Executor",
+    "canonical_sql",
+    "compile_error",
+    "dedup_key",
+    "execute",
+    "sql_tokens",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +209,32 @@ def _authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
             return sqlite3.SQLITE_OK
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_DENY
+
+
+_COMPILER = threading.local()
+
+
+def compile_error(sql: str) -> str:
+    """SQLite's message when `sql` does not compile as one statement the executor would allow, else "".
+
+    The statement is compiled (`EXPLAIN`: nothing runs) on an empty in-memory database under the executor's
+    authorizer. SQLite parses the whole statement before it resolves names, so "no such table / column /
+    function" means the syntax is fine and gives ""; "syntax error", "incomplete input", several statements or
+    a refused action (a write, ATTACH, ...) give SQLite's message.
+    """
+    con = getattr(_COMPILER, "connection", None)
+    if con is None:
+        con = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        if hasattr(con, "enable_load_extension"):
+            con.enable_load_extension(False)
+        con.set_authorizer(_authorizer)
+        _COMPILER.connection = con
+    try:
+        con.execute("EXPLAIN " + sql).fetchone()
+    except sqlite3.Error as err:
+        message = str(err)
+        return "" if message.startswith("no such ") else message
+    return ""
 
 
 def _lenient_text(b: bytes) -> str:
