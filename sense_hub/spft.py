@@ -52,6 +52,7 @@ from trl import DPOConfig, DPOTrainer, ModelConfig, TrlParser
 
 from sense_hub.errors import UsageError
 from sense_hub.formats import PAIRS_COLUMNS, REWARD_COLUMN
+from sense_hub.matching import METRICS
 from sense_hub.records import read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,8 @@ class SPFTConfig(DPOConfig):
         super().__post_init__()
         if self.rounds < 1:
             raise ValueError(f"`rounds` must be >= 1, got {self.rounds}")
-        if self.metric not in ("strict", "spider", "bird"):
-            raise ValueError(f"`metric` must be strict, spider or bird, got {self.metric!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"`metric` must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.opponent_temperature < 0:
             raise ValueError(f"`opponent_temperature` must be >= 0, got {self.opponent_temperature}")
         if self.max_new_tokens < 1:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sense_hub.cards import plot_synthesis_statistics
 from sense_hub.errors import UsageError
+from sense_hub.generation import BACKENDS
 from sense_hub.synthesis import SynthesisStats, synthesis_statistics, synthesize_strong, synthesize_templates
 
 
@@ -28,7 +29,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", choices=("strong", "templates"), required=True, help="which generator")
     parser.add_argument("--output", type=Path, required=True, help="strong records (JSONL, appended, resumable)")
     parser.add_argument("--model", default="embedded", help="the generating model (default: embedded)")
-    parser.add_argument("--backend", default=None, help="transformers (default), openai or tgi")
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help="default: transformers for local models")
     parser.add_argument("--base-url", default=None, help="server URL for the openai (.../v1) and tgi backends")
     parser.add_argument("--api-key", default=None, help="credential for remote backends (default: $OPENAI_API_KEY)")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (default: 16)")
