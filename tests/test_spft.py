@@ -450,3 +450,24 @@ def test_train_round_with_lora_saves_a_merged_model(tiny_model_dir, tmp_path):
     merged = AutoModelForCausalLM.from_pretrained(model_dir)
     assert not _same_weights(model_dir, tiny_model_dir)
     assert merged.config.num_hidden_layers == 2
+
+
+def test_the_private_trl_methods_spft_overrides_are_still_there():
+    """`SPFTTrainer` overrides private `DPOTrainer` methods (pyproject bounds `trl` below its next minor version);
+    a TRL that renames one would silently train with plain DPO, so this fails loudly instead."""
+    import inspect
+
+    import trl
+    from trl import DPOTrainer
+
+    expected = {
+        "_compute_loss": ["self", "model", "inputs", "return_outputs"],
+        "_set_signature_columns_if_needed": ["self"],
+        "compute_ref_log_probs": ["self", "model", "inputs"],
+    }
+    for name, parameters in expected.items():
+        method = getattr(DPOTrainer, name, None)
+        assert method is not None, f"trl {trl.__version__}: DPOTrainer.{name} is gone; sense_hub/spft.py overrides it"
+        assert list(inspect.signature(method).parameters) == parameters, f"trl {trl.__version__}: {name} changed"
+    assert "self._compute_loss(" in inspect.getsource(DPOTrainer.compute_loss), "compute_loss no longer calls it"
+    assert SPFTTrainer._compute_loss is not DPOTrainer._compute_loss
