@@ -67,6 +67,7 @@ def judge(
     workers: int | None = None,
     progress: bool = False,
     max_rows: int = 1_000_000,
+    executor: Executor | None = None,
 ) -> list[Verdict]:
     """Judge `(db_path, gold_sql, pred_sql)` items by execution.
 
@@ -83,6 +84,8 @@ def judge(
         progress: show a tqdm progress bar on stderr.
         max_rows: a result with more rows counts as `too_large` (for the gold: `gold_error`). BIRD's evaluator
             has no cap, and a few of its gold queries return tens of thousands of rows.
+        executor: run the queries on this `Executor` (it stays open; its `executed` counts them) instead of a new
+            one made from `workers`, `timeout` and `max_rows`.
 
     Returns:
         One `Verdict` per item, in order.
@@ -116,7 +119,10 @@ def judge(
         n_queries = len({(d, s) for d, g, p in prepared for s in (g, p)})
         bar = _Bar(total=n_queries, desc="executing", unit="query", file=sys.stderr, dynamic_ncols=True)
     try:
-        with Executor(workers=workers, timeout=timeout, max_rows=max_rows) as executor:
+        own = executor is None
+        if own:
+            executor = Executor(workers=workers, timeout=timeout, max_rows=max_rows)
+        try:
             # phase 1: every item on its own database
             flat = [(d, s) for d, g, p in prepared for s in (g, p)]
             results = executor.map(flat, progress=bar.update if bar is not None else None)
@@ -137,6 +143,9 @@ def judge(
                         v = compare(next(results), next(results), prepared[i][1])
                         if not v.correct and verdicts[i].correct:
                             verdicts[i] = Verdict(correct=False, error=v.error, pred=v.pred, message=v.message)
+        finally:
+            if own:
+                executor.close()
     finally:
         if bar is not None:
             bar.close()

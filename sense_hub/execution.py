@@ -477,6 +477,10 @@ class Executor:
         start_method: multiprocessing start method; default "fork" on Linux when this process runs a single
             thread, else "forkserver" ("spawn" off Linux).
 
+    Attributes:
+        executed: how many distinct queries this executor has run (a pair that repeats within one `map` call,
+            up to `canonical_sql`, counts once).
+
     Example:
         >>> with Executor(workers=2, timeout=5) as ex:
         ...     results = ex.map([("db.sqlite", "SELECT 1")])
@@ -501,6 +505,7 @@ class Executor:
         self.options = {"timeout": float(timeout), "max_rows": max_rows, "max_bytes": max_bytes}
         self.min_pool_tasks = min_pool_tasks
         self.start_method = start_method
+        self.executed = 0  # distinct queries run so far (identical pairs in one `map` run once)
         self._session: _Session | None = None
 
     def __enter__(self) -> Executor:
@@ -548,6 +553,7 @@ class Executor:
         order = sorted(range(len(unique)), key=lambda i: unique[i][0])  # by database: one connection each
         tasks = [(i, unique[i][0], unique[i][1]) for i in order]
         n_workers = self._n_workers(len(tasks))
+        self.executed += len(tasks)
         if n_workers == 0:
             if self._session is None:
                 self._session = _Session()

@@ -9,7 +9,6 @@ import sys
 import pytest
 from conftest import make_tiny_db
 
-from sense_hub import execution
 from sense_hub.cli import main
 from sense_hub.evaluation import (
     InputError,
@@ -19,6 +18,7 @@ from sense_hub.evaluation import (
     read_predictions,
     summarize,
 )
+from sense_hub.execution import Executor
 
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 GOLD = "SELECT name FROM singer WHERE age > 40 ORDER BY age"
@@ -76,23 +76,17 @@ def test_keep_distinct(tiny_db):
     assert not judge(item, metric="spider", keep_distinct=True, workers=0)[0].correct
 
 
-def test_gold_runs_once_and_duplicates_once(tiny_db, monkeypatch):
-    calls: list[str] = []
-    original = execution._execute_in_session
-
-    def counted(session, db_path, sql, **options):
-        calls.append(sql)
-        return original(session, db_path, sql, **options)
-
-    monkeypatch.setattr(execution, "_execute_in_session", counted)
+def test_gold_runs_once_and_duplicates_once(tiny_db):
     preds = [
         "SELECT count(*) FROM singer",
         "SELECT count(*) FROM concert WHERE year = 2014",
         "SELECT count(*) FROM singer",
     ] * 10
-    verdicts = judge([(tiny_db, "SELECT count(*) FROM singer", p) for p in preds], metric="strict", workers=0)
+    with Executor(workers=0) as executor:
+        items = [(tiny_db, "SELECT count(*) FROM singer", p) for p in preds]
+        verdicts = judge(items, metric="strict", executor=executor)
+        assert executor.executed == 2  # the gold (also a prediction) and the other prediction, once each
     assert [v.correct for v in verdicts] == [True, False, True] * 10
-    assert sorted(calls) == ["SELECT count(*) FROM concert WHERE year = 2014", "SELECT count(*) FROM singer"]
 
 
 def test_test_suite_databases(tiny_db):

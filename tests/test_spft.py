@@ -286,8 +286,7 @@ def _config_yaml(path: Path, model: Path, out: Path) -> Path:
     return path
 
 
-def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, tmp_path, capsys, monkeypatch):
-    from sense_hub import spft
+def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, tmp_path, capsys):
     from sense_hub.cli import main
 
     train = _questions(tmp_path / "train.jsonl", 4)
@@ -306,21 +305,27 @@ def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, t
     assert len(rows) == 4 and {r[REWARD_COLUMN] for r in rows} <= {0.0, 1.0}
     assert (out / "round_01" / "model" / "config.json").is_file()
 
-    # Resume with two rounds: rounds 0 and 1 are done and must not run again.
-    calls = []
-    real_generate = spft.generate_sql
-    monkeypatch.setattr(spft, "generate_sql", lambda path, *a, **k: calls.append(path) or real_generate(path, *a, **k))
-    data_mtime = (out / "round_01" / "data.jsonl").stat().st_mtime_ns
+    # Resume with two rounds: rounds 0 and 1 are done and must not run again (none of their files is rewritten).
+    def snapshot() -> dict[str, int]:
+        return {
+            str(p.relative_to(out)): p.stat().st_mtime_ns
+            for r in ("round_00", "round_01")
+            for p in sorted((out / r).rglob("*"))
+            if p.is_file()
+        }
+
+    before = snapshot()
     argv[-1] = "2"
     assert main(argv) == 0
-    assert (out / "round_01" / "data.jsonl").stat().st_mtime_ns == data_mtime
-    assert len(calls) == 2  # round 2 only: the opponent on the training questions, the new model on held-out
+    assert snapshot() == before
     state2 = load_round_state(out, 2)
     assert set(state2["stages"]) == {"select", "generate", "train", "evaluate"}
 
     results = json.loads((out / "spft_results.json").read_text())
     accuracies = [r["accuracy"] for r in results["rounds"]]
-    assert len(accuracies) == 3 and all(0.0 <= a <= 1.0 for a in accuracies)
+    # each round's accuracy is the one its evaluation stage recorded, over the 2 held-out questions
+    recorded = [load_round_state(out, r)["stages"]["evaluate"]["accuracy"] for r in range(3)]
+    assert accuracies == recorded and all(a * 2 in (0, 1, 2) for a in accuracies)
     assert results["best"]["accuracy"] == max(accuracies)
     stdout = capsys.readouterr().out
     assert "| round |" in stdout and json.loads(stdout.strip().splitlines()[-1])["best"]

@@ -137,7 +137,10 @@ def test_weak_to_kto_labels_and_dedups(tiny_db):
         (QUESTIONS[0][1], True),
         ("SELECT 1", False),
     ]
-    assert rows[0]["prompt"] is rows[1]["prompt"] or rows[0]["prompt"] == rows[1]["prompt"]
+    from sense_hub.prompts import prompt_for_database
+
+    expected = prompt_for_database(QUESTIONS[0][0], tiny_db)  # the one prompt, with the database's schema
+    assert rows[0]["prompt"] == rows[1]["prompt"] == expected
 
 
 def test_pairs_to_kto_splits_each_pair(tiny_db):
