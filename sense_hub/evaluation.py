@@ -19,16 +19,22 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sense_hub.databases import sibling_databases
-from sense_hub.errors import InputError
+from sense_hub.errors import GenerationError, InputError
 from sense_hub.execution import ExecutionResult, Executor
 from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
 from sense_hub.records import loads
 
+if TYPE_CHECKING:
+    from sense_hub.generation import GenerationConfig, Generator
+
 __all__ = [
+    "GeneratedSQL",
     "InputError",
     "Verdict",
+    "evaluate_generator",
     "evaluate_records",
     "execution_accuracy",
     "judge",
@@ -175,6 +181,68 @@ class _Comparator:
             self._memo[key] = correct
             self._keep += (gold, pred)
         return Verdict(correct=correct, error=None, pred=pred)
+
+
+@dataclass
+class GeneratedSQL:
+    """What a model wrote for one prompt: its completions, the SQL in each (`prompts.extract_sql`), and each SQL's
+    verdict against the gold (None when no gold was given)."""
+
+    texts: list[str]
+    sqls: list[str]
+    verdicts: list[Verdict] | None = None
+
+
+def evaluate_generator(
+    generator: Generator,
+    prompts: Sequence[list[dict]],
+    *,
+    config: GenerationConfig,
+    db_paths: Sequence[str | Path] | None = None,
+    gold: Sequence[str] | None = None,
+    metric: str = "strict",
+    timeout: float = 30.0,
+    workers: int | None = None,
+    executor: Executor | None = None,
+) -> list[GeneratedSQL]:
+    """The one generate -> extract_sql -> judge path: `config.n` SQL candidates per prompt, judged by execution.
+
+    Sampling and prediction (`sampling`), SPFT rounds, the quickstart's evaluation, the verification of template
+    synthesis and the Space all write SQL through this function.
+
+    Args:
+        generator: a `generation.Generator`.
+        prompts: chat prompts (`prompts.prompt_for_database`), one per question.
+        config: how to sample (`n` completions per prompt).
+        db_paths: the database of each prompt (needed with `gold`).
+        gold: the gold SQL of each prompt; without it nothing is executed and `verdicts` is None.
+        metric, timeout, workers, executor: as in `judge`.
+
+    Returns:
+        One `GeneratedSQL` per prompt, in order.
+
+    Raises:
+        GenerationError: the generator returned another number of completions than `config.n` per prompt.
+    """
+    from sense_hub.prompts import extract_sql
+
+    if not prompts:
+        return []
+    completions = generator.generate(list(prompts), config)
+    if len(completions) != len(prompts) or any(len(c) != config.n for c in completions):
+        raise GenerationError(
+            f"generator {getattr(generator, 'name', generator)!r} returned {[len(c) for c in completions]} "
+            f"completions for {len(prompts)} prompts; expected {config.n} each"
+        )
+    out = [GeneratedSQL(texts=list(texts), sqls=[extract_sql(t) for t in texts]) for texts in completions]
+    if gold is not None:
+        if db_paths is None or not len(db_paths) == len(gold) == len(prompts):
+            raise ValueError("evaluate_generator needs one database path and one gold SQL per prompt")
+        items = [(d, g, sql) for d, g, one in zip(db_paths, gold, out, strict=True) for sql in one.sqls]
+        verdicts = iter(judge(items, metric=metric, timeout=timeout, workers=workers, executor=executor))
+        for one in out:
+            one.verdicts = [next(verdicts) for _ in one.sqls]
+    return out
 
 
 def execution_accuracy(verdicts: Sequence[Verdict]) -> float:

@@ -418,19 +418,23 @@ class Pipeline:
         return out
 
     def _evaluate(self, model: str) -> dict[str, Any]:
-        from sense_hub.evaluation import execution_accuracy, judge
+        from sense_hub.evaluation import evaluate_generator, execution_accuracy
         from sense_hub.generation import GenerationConfig
-        from sense_hub.prompts import extract_sql, prompt_for_database
+        from sense_hub.prompts import prompt_for_database
 
         examples = self.eval_examples()
         generator = self.generator(model)
         db_paths = self.db_paths()
         prompts = [prompt_for_database(e.question, db_paths[e.db_id], evidence=e.evidence) for e in examples]
-        outputs = generator.generate(prompts, GenerationConfig(n=1, max_new_tokens=self.config.max_new_tokens))
-        preds = [extract_sql(texts[0]) for texts in outputs]
-        verdicts = judge(
-            [(db_paths[e.db_id], e.sql, p) for e, p in zip(examples, preds, strict=True)], metric="spider"
+        generated = evaluate_generator(
+            generator,
+            prompts,
+            config=GenerationConfig(n=1, max_new_tokens=self.config.max_new_tokens),
+            db_paths=[db_paths[e.db_id] for e in examples],
+            gold=[e.sql for e in examples],
+            metric="spider",
         )
+        verdicts = [g.verdicts[0] for g in generated]
         return {
             "model": model,
             "questions": len(examples),

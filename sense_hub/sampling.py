@@ -212,18 +212,10 @@ def _prompts(chunk: list[tuple[Example, Path]]) -> list[list[dict]]:
     return [prompt_for_database(ex.question, db_path, evidence=ex.evidence) for ex, db_path in chunk]
 
 
-def _generate(generator, prompts, *, n, temperature, top_p, max_new_tokens, seed) -> list[list[str]]:
+def _config(*, n, temperature, top_p, max_new_tokens, seed):
     from sense_hub.generation import GenerationConfig
-    from sense_hub.prompts import extract_sql
 
-    config = GenerationConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    completions = generator.generate(prompts, config)
-    if len(completions) != len(prompts) or any(len(c) != n for c in completions):
-        raise RuntimeError(
-            f"generator {getattr(generator, 'name', generator)!r} returned {[len(c) for c in completions]} "
-            f"completions for {len(prompts)} prompts; expected {n} each"
-        )
-    return [[extract_sql(text) for text in texts] for texts in completions]
+    return GenerationConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
 
 
 def _generator_name(generator) -> str:
@@ -279,7 +271,7 @@ def sample_candidates(
     Raises:
         ResumeError: `output` was started with other arguments or other examples.
     """
-    from sense_hub.evaluation import judge
+    from sense_hub.evaluation import evaluate_generator
 
     if n < 1:
         raise ValueError(f"`n` must be at least 1, got {n}")
@@ -301,22 +293,20 @@ def sample_candidates(
     }
 
     def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
-        sqls = _generate(
+        generated = evaluate_generator(
             generator,
             _prompts(chunk),
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=_chunk_seed(seed, index),
-        )
-        judged = judge(
-            [(db_path, ex.sql, sql) for (ex, db_path), cands in zip(chunk, sqls, strict=True) for sql in cands],
+            config=_config(
+                n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
+            ),
+            db_paths=[db_path for _, db_path in chunk],
+            gold=[ex.sql for ex, _ in chunk],
             metric=metric,
             timeout=timeout,
             workers=workers,
         )
-        verdicts = iter(judged)
+        sqls = [g.sqls for g in generated]
+        verdicts = iter(v for g in generated for v in g.verdicts)
         records = []
         for (ex, _), cands in zip(chunk, sqls, strict=True):
             for k, sql in enumerate(cands):
@@ -453,6 +443,7 @@ def predict(
     Raises:
         ResumeError: `output` was started with other arguments.
     """
+    from sense_hub.evaluation import evaluate_generator
     from sense_hub.execution import Executor
 
     if n < 1:
@@ -476,15 +467,10 @@ def predict(
     vote = n > 1
 
     def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
-        sqls = _generate(
-            generator,
-            _prompts(chunk),
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=_chunk_seed(seed, index),
+        config = _config(
+            n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
         )
+        sqls = [g.sqls for g in evaluate_generator(generator, _prompts(chunk), config=config)]
         if vote:
             with Executor(timeout=timeout) as executor:
                 results = executor.map(

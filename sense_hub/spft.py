@@ -419,8 +419,8 @@ def generate_sql(
         temperature: 0 for greedy decoding.
         seed: sampling seed.
     """
+    from sense_hub.evaluation import evaluate_generator
     from sense_hub.generation import GenerationConfig, load_generator
-    from sense_hub.prompts import extract_sql
 
     if not prompts:
         return []
@@ -432,10 +432,10 @@ def generate_sql(
         max_new_tokens=config.max_new_tokens,
         seed=seed,
     )
-    outputs = generator.generate(list(prompts), gen_config)
+    generated = evaluate_generator(generator, prompts, config=gen_config)
     del generator
     _free_memory()
-    return [extract_sql(texts[0]) if texts else "" for texts in outputs]
+    return [g.sqls[0] for g in generated]
 
 
 def _judge(examples: Sequence[Any], sqls: Sequence[str], *, db_root: Path, config: Any) -> list[Any]:

@@ -331,3 +331,33 @@ def test_ctrl_c_stops_a_running_query(tiny_db, tmp_path):
     assert b"interrupted" in err and b"Traceback" not in err
     assert proc.returncode == 130
     assert b'"metric"' not in out  # no summary: the run stopped
+
+
+class _Canned:
+    name = "canned"
+
+    def __init__(self, texts: list[list[str]]):
+        self.texts = texts
+
+    def generate(self, prompts, config):
+        return self.texts[: len(prompts)]
+
+
+def test_evaluate_generator_generates_extracts_and_judges(tiny_db):
+    from sense_hub.errors import GenerationError
+    from sense_hub.evaluation import evaluate_generator
+    from sense_hub.generation import GenerationConfig
+
+    texts = [["```sql\nSELECT count(*) FROM singer\n```", "SELECT 1;"], ["SELEC nope"]]
+    gen = _Canned(texts)
+    prompts = [[{"role": "user", "content": "how many singers?"}], [{"role": "user", "content": "?"}]]
+    with pytest.raises(GenerationError, match=r"returned \[2, 1\] completions for 2 prompts; expected 2 each"):
+        evaluate_generator(gen, prompts, config=GenerationConfig(n=2))
+    gen.texts = [texts[0]]
+    (only,) = evaluate_generator(gen, prompts[:1], config=GenerationConfig(n=2))
+    assert only.texts == texts[0] and only.sqls == ["SELECT count(*) FROM singer", "SELECT 1"]
+    assert only.verdicts is None  # no gold: nothing runs
+    (judged,) = evaluate_generator(
+        gen, prompts[:1], config=GenerationConfig(n=2), db_paths=[tiny_db], gold=["SELECT count(*) FROM singer"]
+    )
+    assert [v.correct for v in judged.verdicts] == [True, False]

@@ -112,6 +112,7 @@ class SQLAssistant:
             ValueError: an empty or too long question, or `n` out of range.
             ModelError: the model failed.
         """
+        from sense_hub.evaluation import evaluate_generator
         from sense_hub.generation import GenerationConfig, GreedyPrefixCache
         from sense_hub.prompts import extract_sql, prompt_for_database
 
@@ -136,13 +137,11 @@ class SQLAssistant:
                 if n == 1 and self.config.fast_greedy and GreedyPrefixCache.supports(generator):
                     if self._fast is None or self._fast.generator is not generator:
                         self._fast = GreedyPrefixCache(generator)
-                    texts = [self._fast.generate(messages, max_new_tokens=self.config.max_new_tokens)]
-                else:
-                    texts = generator.generate([messages], gen_config)[0]
+                    return [extract_sql(self._fast.generate(messages, max_new_tokens=self.config.max_new_tokens))]
+                return evaluate_generator(generator, [messages], config=gen_config)[0].sqls
             except Exception as e:  # endpoint down, out of memory, ...: one message for the visitor
                 logger.exception("generation failed")
                 raise ModelError(f"The model did not answer ({type(e).__name__}: {e}).") from e
-        return [extract_sql(t) for t in texts]
 
     def answer(self, question: str, db_path: str | Path, *, n: int = 1, seed: int = 0) -> Answer:
         """Write `n` candidates, execute each read-only with the timeout, and pick one by execution voting.

@@ -331,19 +331,30 @@ def _verify(
     schema_chars: int = 6000,
 ):  # fmt: skip
     """The verifier answers each question; item.reason is "" when its SQL matches, else why not."""
-    from sense_hub.evaluation import judge
-    from sense_hub.prompts import extract_sql, prompt_for_database
+    from sense_hub.evaluation import evaluate_generator
+    from sense_hub.generation import GenerationConfig
+    from sense_hub.prompts import prompt_for_database
 
     if not items:
         return
     prompts = [prompt_for_database(item.question or "", item.db.path, max_chars=schema_chars) for item in items]
-    texts = _generate(verifier, prompts, stats, batch_size=batch_size, max_new_tokens=max_new_tokens)
-    preds = [extract_sql(t) for t in texts]
-    verdicts = judge(
-        [(item.db.path, item.candidate.sql, pred) for item, pred in zip(items, preds, strict=True)],
-        metric=metric,
-        workers=0,
-    )
+    config = GenerationConfig(n=1, max_new_tokens=max_new_tokens)
+    preds, verdicts = [], []
+    step = max(1, batch_size * 8)  # see `_generate`: one backend call sorts and batches many prompts
+    for start in range(0, len(items), step):
+        batch = items[start : start + step]
+        generated = evaluate_generator(
+            verifier,
+            prompts[start : start + step],
+            config=config,
+            db_paths=[item.db.path for item in batch],
+            gold=[item.candidate.sql for item in batch],
+            metric=metric,
+            workers=0,
+        )
+        stats.count_call(prompts[start : start + step], [g.texts for g in generated])
+        preds.extend(g.sqls[0] for g in generated)
+        verdicts.extend(g.verdicts[0] for g in generated)
     for item, pred, verdict in zip(items, preds, verdicts, strict=True):
         stats.family(item.candidate.family)["calls"] += 1
         if verdict.correct:
