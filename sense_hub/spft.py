@@ -487,18 +487,6 @@ def evaluate_model(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _model_init_kwargs(model_args: Any, training_args: Any) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    if model_args is not None:
-        if getattr(model_args, "dtype", None) not in (None, "auto"):
-            kwargs["dtype"] = model_args.dtype
-        if getattr(model_args, "attn_implementation", None):
-            kwargs["attn_implementation"] = model_args.attn_implementation
-    kwargs["trust_remote_code"] = bool(getattr(training_args, "trust_remote_code", False))
-    kwargs.update(training_args.model_init_kwargs or {})
-    return kwargs
-
-
 def train_round(
     *,
     main_path: str,
@@ -524,20 +512,24 @@ def train_round(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import get_peft_config
+
+    from sense_hub.training import model_init_kwargs, peft_and_quantization, save_trained_model
 
     args = copy.deepcopy(training_args)
     args.output_dir = str(out_dir / "checkpoints")
     args.push_to_hub = False  # rounds stay local; `run_spft` pushes the best model once, with its card
     if args.run_name in (None, training_args.output_dir):
         args.run_name = out_dir.name
-    init_kwargs = _model_init_kwargs(model_args, training_args)
+    model_args = model_args if model_args is not None else ModelConfig(model_name_or_path=main_path)
+    init_kwargs = model_init_kwargs(training_args, model_args)
+    peft_config, quantization_config = peft_and_quantization(model_args)
+    if quantization_config is not None:
+        init_kwargs["quantization_config"] = quantization_config
     tokenizer = AutoTokenizer.from_pretrained(main_path)
     model = AutoModelForCausalLM.from_pretrained(main_path, **init_kwargs)
     ref_model = AutoModelForCausalLM.from_pretrained(opponent_path, **init_kwargs)
     columns = ["prompt", "chosen", "rejected", REWARD_COLUMN]
     dataset = Dataset.from_list([{c: row[c] for c in columns} for row in rows])
-    peft_config = get_peft_config(model_args) if model_args is not None else None
     trainer = SPFTTrainer(
         model=model,
         ref_model=ref_model,
@@ -548,13 +540,7 @@ def train_round(
     )
     checkpoint = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     trainer.train(resume_from_checkpoint=checkpoint)
-    model_dir = out_dir / "model"
-    if peft_config is not None:
-        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        if trainer.accelerator.is_main_process:
-            merged.save_pretrained(model_dir)
-    else:
-        trainer.save_model(str(model_dir))
+    model_dir = save_trained_model(trainer, out_dir / "model", merge_lora=peft_config is not None)
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(model_dir)
     trainer.accelerator.wait_for_everyone()

@@ -390,7 +390,9 @@ def resolve_model_name(name: str | None) -> str:
     return resolve_model(name)
 
 
-def _model_init_kwargs(training_args, model_args: ModelConfig) -> dict:
+def model_init_kwargs(training_args, model_args: ModelConfig) -> dict:
+    """`from_pretrained` keyword arguments from the recipe's ModelConfig (revision, dtype, attention, remote code)
+    and `training_args.model_init_kwargs`; used by SFT, cDPO and SPFT."""
     kwargs = {
         "revision": model_args.model_revision,
         "trust_remote_code": getattr(training_args, "trust_remote_code", False),
@@ -402,7 +404,8 @@ def _model_init_kwargs(training_args, model_args: ModelConfig) -> dict:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def _peft_and_quantization(model_args: ModelConfig) -> tuple[Any, Any]:
+def peft_and_quantization(model_args: ModelConfig) -> tuple[Any, Any]:
+    """The LoRA config and the bitsandbytes quantization config a ModelConfig asks for (None when it does not)."""
     from trl import get_peft_config, get_quantization_config
 
     return get_peft_config(model_args), get_quantization_config(model_args)
@@ -441,8 +444,8 @@ def build_sft_trainer(
             eval_dataset = _eval_dataset(script_args, training_args, "sft")
     if train_dataset is None:
         raise TrainingDataError(f"{script_args.dataset_name}: no records in split {script_args.dataset_train_split!r}")
-    training_args.model_init_kwargs = _model_init_kwargs(training_args, model_args)
-    peft_config, quantization_config = _peft_and_quantization(model_args)
+    training_args.model_init_kwargs = model_init_kwargs(training_args, model_args)
+    peft_config, quantization_config = peft_and_quantization(model_args)
     trainer = SFTTrainer(
         model=resolve_model_name(model_args.model_name_or_path),
         args=training_args,
@@ -547,8 +550,8 @@ def _preference_trainer(
 ):
     loss = training_args.preference_loss
     model_name = resolve_model_name(model_args.model_name_or_path)
-    training_args.model_init_kwargs = _model_init_kwargs(training_args, model_args)
-    peft_config, quantization_config = _peft_and_quantization(model_args)
+    training_args.model_init_kwargs = model_init_kwargs(training_args, model_args)
+    peft_config, quantization_config = peft_and_quantization(model_args)
     common = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, "callbacks": callbacks}
 
     if loss in {"cdpo", "dpo", "ipo"}:
