@@ -21,11 +21,15 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sense_hub.benchmarks import Example, as_db_roots, resolve_database
 from sense_hub.errors import ResumeError
 from sense_hub.formats import WEAK_COLUMNS
 from sense_hub.records import append_jsonl, read_complete_jsonl, write_json, write_jsonl
+
+if TYPE_CHECKING:
+    from sense_hub.generation import Generator
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +233,7 @@ def _generator_name(generator) -> str:
 
 def sample_candidates(
     examples: Sequence[Example],
-    generator,
+    generator: Generator,
     *,
     db_root: str | Path | Sequence[str | Path],
     n: int,
@@ -405,7 +409,7 @@ def majority_vote(results: Sequence, *, metric: str = "spider") -> tuple[int, in
 
 def predict(
     examples: Sequence[Example],
-    generator,
+    generator: Generator,
     *,
     db_root: str | Path | Sequence[str | Path],
     output: str | Path,

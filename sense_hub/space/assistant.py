@@ -5,10 +5,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sense_hub.errors import ModelError
 from sense_hub.space.config import MAX_QUESTION_CHARS, SpaceConfig
+
+if TYPE_CHECKING:
+    from sense_hub.generation import Generator
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class SQLAssistant:
         generator: an already loaded `sense_hub.generation.Generator` (default: `load_generator(config.model, …)`).
     """
 
-    def __init__(self, config: SpaceConfig | None = None, *, generator=None):
+    def __init__(self, config: SpaceConfig | None = None, *, generator: "Generator | None" = None):
         self.config = config or SpaceConfig()
         self._generator = generator
         self._lock = threading.Lock()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sense_hub.errors import MissingFileError, RecordError, UsageError
 from sense_hub.execution import dedup_key
@@ -21,6 +22,9 @@ from sense_hub.formats import validate_record
 from sense_hub.records import read_jsonl
 from sense_hub.synthesis.output import normalize_question, open_appenders, resume_output
 from sense_hub.synthesis.statistics import DIFFICULTIES, SynthesisStats
+
+if TYPE_CHECKING:
+    from sense_hub.generation import Generator
 
 __all__ = [
     "DIFFICULTY_GUIDE",
@@ -306,7 +310,7 @@ def _load_seeds(seeds: Sequence[dict] | str | Path) -> list[dict]:
 
 
 def synthesize_strong(
-    generator,
+    generator: Generator,
     *,
     seeds: Sequence[dict] | str | Path,
     output: str | Path,

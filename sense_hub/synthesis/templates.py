@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sense_hub.errors import UsageError
 from sense_hub.execution import dedup_key
@@ -18,6 +19,9 @@ from sense_hub.formats import validate_record
 from sense_hub.sql_templates import Candidate, DatabaseProfile, generate_candidates, profile_database
 from sense_hub.synthesis.output import normalize_question, open_appenders, resume_output
 from sense_hub.synthesis.statistics import SynthesisStats, classify_difficulty
+
+if TYPE_CHECKING:
+    from sense_hub.generation import Generator
 
 __all__ = ["SQL_TO_TEXT_EXAMPLE", "SQL_TO_TEXT_SYSTEM", "parse_question", "sql_to_text_prompt", "synthesize_templates"]
 
@@ -101,10 +105,10 @@ class _Item:
 def synthesize_templates(
     db_paths: Sequence[str | Path],
     *,
-    generator,
+    generator: Generator | None,
     output: str | Path,
     per_database: int,
-    verifier=None,
+    verifier: Generator | None = None,
     rounds: int = 2,
     seed: int = 0,
     question_source: str = "auto",
