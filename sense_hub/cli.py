@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synthesize": ("sense_hub.synthesis", "Synthesize strong data (strong LLM domains or SQL templates)."),
     "spft": ("sense_hub.spft", "Run SPFT-SQL self-play fine-tuning rounds."),
     "quickstart": ("sense_hub.quickstart", "Run every stage offline on the bundled databases and embedded model."),
+    "models": ("sense_hub.models", "List the embedded models: installed or not, size on disk, how to install."),
 }
 
 
