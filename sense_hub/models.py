@@ -437,7 +437,12 @@ def model_dir(name: str = EMBEDDED) -> Path:
                 gguf_path = assemble_gguf(model, gguf_dir / model.gguf_file)
             convert_gguf(gguf_path=gguf_path, out_dir=tmp, base_model=model.hub_id)
             shutil.rmtree(tmp / ".gguf", ignore_errors=True)
-            marker = {"model": model.spec, "source": model.gguf_file, "sha256": model.sha256, "base_model": model.hub_id}
+            marker = {
+                "model": model.spec,
+                "source": model.gguf_file,
+                "sha256": model.sha256,
+                "base_model": model.hub_id,
+            }
             (tmp / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
             _make_readable(tmp)
             if target.exists():  # an incomplete folder left by an older, non-atomic writer
@@ -538,7 +543,9 @@ def run_cli(args: argparse.Namespace) -> int:
             disk = f"GGUF {row['gguf_bytes'] / 1e9:.2f} GB (converted on first use)"
         else:
             disk = "-"
-        lines.append(f"| {row['name']} | {row['hub_id']} | {'yes' if row['installed'] else 'no'} | {disk} | {row['role']} |")
+        lines.append(
+            f"| {row['name']} | {row['hub_id']} | {'yes' if row['installed'] else 'no'} | {disk} | {row['role']} |"
+        )
     missing = [row for row in rows if not row["installed"]]
     for row in missing:
         lines.append(f"\nto install {row['name']}: {row['install']}   (or `{row['make']}` in a checkout)")
