@@ -29,6 +29,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -253,6 +254,9 @@ class TransformersGenerator:
             )
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
         self.model.eval()
+        # transformers 5.2x renames `past_key_values` for some architectures (Qwen2) but not others (Llama); the
+        # old name works for both, so its per-call deprecation notice is library noise, not the user's business
+        warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
         self.share_prefill = True  # encode each prompt once for its n samples (see `_generate_shared_prefill`)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
