@@ -231,6 +231,13 @@ def hub_model_id(name: str) -> str:
     return get_model(name).hub_id if is_embedded(name) else name
 
 
+def credit_of(name: str) -> str | None:
+    """The credit line of an embedded model, by `embedded:` name or by its Hub id (for cards), else None."""
+    if is_embedded(name):
+        return get_model(name).credit
+    return next((model.credit for model in REGISTRY.values() if model.hub_id == name), None)
+
+
 def license_of(name: str) -> str | None:
     """The license id of an embedded model (for cards), else None."""
     return get_model(name).license if is_embedded(name) else None
