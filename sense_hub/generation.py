@@ -252,6 +252,9 @@ class TransformersGenerator:
                 f"the tokenizer of {model!r} has no chat template; use an instruct/chat model or set one "
                 "(tokenizer.chat_template) before generating"
             )
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise in a stage's output
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
         self.model.eval()
         # transformers 5.2x renames `past_key_values` for some architectures (Qwen2) but not others (Llama); the
