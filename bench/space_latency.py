@@ -1,4 +1,4 @@
-"""Latency of the Space's `/answer` on a Spider dev database with the embedded model (target: median < 5 s on CPU).
+"""Latency of the Space's `/answer` on a Spider dev database with an embedded model (target: median < 5 s on CPU).
 
 The model is loaded once and kept warm; one untimed question warms it up. Each question is then asked through
 the launched app's `/answer` endpoint (gradio_client, real HTTP; the Space's fast greedy path: the schema's
@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--db-id", default="car_1", help="a Spider dev database (default: car_1, 6 tables)")
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=96)
-    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--model", default="embedded:qwen2.5-coder-0.5b", help="the Space's default")
     parser.add_argument("--skip-api", action="store_true", help="time only the library call")
     parser.add_argument("--skip-library", action="store_true", help="time only the /answer endpoint")
     parser.add_argument(

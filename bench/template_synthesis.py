@@ -4,12 +4,14 @@ Two rows side by side, on the same databases and seed:
 
 1. candidates: SQL filled from the templates and kept by execution alone (executes, non-empty, non-trivial,
    deduplicated), each with its rule-based question. No model; this is what `--no-verify` keeps.
-2. verified: the same candidates with the question checked by a text-to-SQL model (default: the embedded
-   SmolLM2-135M) through `prompts.prompt_for_database`: kept only when the model's SQL gives the same result.
+2. verified: the same candidates with the question written by a SQL-to-text model and checked by a text-to-SQL
+   model (default: the embedded Qwen2.5-Coder-0.5B-Instruct for both) through `prompts.prompt_for_database`:
+   kept only when the verifier's SQL gives the same result; a failed question is re-asked with the verifier's
+   answer as feedback (`--rounds`).
 
 Usage:
     .venv/bin/python bench/template_synthesis.py [--db-root ../shared/data/spider/database] [--per-database 60]
-        [--model embedded] [--question-source template] [--rounds 1] [--time-budget 1800] [--out-dir DIR]
+        [--model embedded:qwen2.5-coder-0.5b] [--rounds 2] [--time-budget 1800] [--out-dir DIR]
 
 The run is resumable (same --out-dir): a second call continues where the time budget stopped the first.
 """
@@ -36,9 +38,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db-root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--per-database", type=int, default=60)
-    parser.add_argument("--model", default="embedded")
-    parser.add_argument("--question-source", choices=("model", "template"), default="template")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--model", default="embedded:qwen2.5-coder-0.5b", help="the SQL-to-text writer")
+    parser.add_argument("--verifier-model", default=None, help="the text-to-SQL verifier (default: --model)")
+    parser.add_argument("--question-source", choices=("model", "template"), default="model")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rule-fallback", action="store_true", help="try the rule question when the model's fail")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64, help="verifier answer budget (template SQL fits)")
     parser.add_argument("--chunk-size", type=int, default=32)
@@ -74,6 +78,7 @@ def main() -> None:
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     model = load_generator(args.model, batch_size=args.batch_size)
+    verifier = load_generator(args.verifier_model, batch_size=args.batch_size) if args.verifier_model else model
     load_seconds = time.perf_counter() - t0
     args.out_dir.mkdir(parents=True, exist_ok=True)
     output = args.out_dir / "strong.jsonl"
@@ -81,11 +86,12 @@ def main() -> None:
     records = synthesize_templates(
         paths,
         generator=model,
-        verifier=model,
+        verifier=verifier,
         output=output,
         per_database=args.per_database,
         rounds=args.rounds,
         question_source=args.question_source,
+        rule_fallback=args.rule_fallback,
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         time_budget=args.time_budget,
@@ -105,6 +111,8 @@ def main() -> None:
         f"time {cpu_seconds:.0f} s ({cpu_seconds / calls:.2f} CPU s per call: the machine is shared, wall/CPU shows it)"
     )
     print()
+    writers = Counter(r["generator"].rsplit("+", 1)[1] for r in records)
+    print(f"kept records by question writer: {dict(writers.most_common())} (rule = the template's own wording)")
     print(f"{'family':<20}{'candidates':>11}{'processed':>10}{'verified':>9}{'yield':>8}{'~model s':>10}")
     total_processed = 0
     # processed = kept + rejected over every run into this --out-dir (a resumed run adds to the earlier ones)
@@ -124,6 +132,9 @@ def main() -> None:
     )
     print()
     print(f"rejected by reason (this run): {dict(stats.rejected.most_common())}")
+    every = Counter(r["reason"] for r in read_complete_jsonl(rejected_path(output))[0])
+    print(f"rejected by reason (every run into {args.out_dir}): {dict(every.most_common())}")
+    print(f"wall time: this run {seconds:.0f} s; model-written verified records in the output: {len(records)}")
     if stats.unfinished:
         print(f"time budget reached: {stats.unfinished} candidates not processed (rerun to resume)")
     rate = total_verified / seconds * 1800 if seconds else 0.0

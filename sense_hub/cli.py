@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sense_hub.commands.quickstart",
         "Run every stage offline on the bundled databases and embedded model.",
     ),
+    "models": ("sense_hub.models", "List the embedded models: installed or not, size on disk, how to install."),
 }
 
 

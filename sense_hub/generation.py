@@ -29,6 +29,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -249,8 +250,14 @@ class TransformersGenerator:
                 f"the tokenizer of {model!r} has no chat template; use an instruct/chat model or set one "
                 "(tokenizer.chat_template) before generating"
             )
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise in a stage's output
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
         self.model.eval()
+        # transformers 5.2x renames `past_key_values` for some architectures (Qwen2) but not others (Llama); the
+        # old name works for both, so its per-call deprecation notice is library noise, not the user's business
+        warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
         self.share_prefill = True  # encode each prompt once for its n samples (see `_generate_shared_prefill`)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])

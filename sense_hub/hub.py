@@ -34,7 +34,7 @@ from typing import Any
 from sense_hub import cards
 from sense_hub.errors import DatasetRepoError
 from sense_hub.formats import COLUMNS, validate_records
-from sense_hub.models import hub_model_id
+from sense_hub.models import credit_of, hub_model_id
 from sense_hub.records import read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -170,8 +170,10 @@ def _provenance(card: Mapping[str, Any] | None, records: Sequence[Mapping[str, A
     models = card.get("models")
     if models is None:
         models = sorted({str(r.get("generator", "")) for r in records} - {""})[:20]
+    hub_ids = list(dict.fromkeys(hub_model_id(str(m)) for m in models))  # "embedded" -> its Hub id
     return {
-        "models": list(dict.fromkeys(hub_model_id(str(m)) for m in models)),  # "embedded" -> its Hub id
+        "models": hub_ids,
+        "credits": [credit for credit in map(credit_of, hub_ids) if credit],
         "source": card.get("source", ""),
         "parameters": dict(card.get("parameters", {})),
         "command": card.get("command", ""),

@@ -70,14 +70,17 @@ class QuickstartConfig:
         },
     )
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of databases held out."})
-    templates_per_database: int = field(default=60, metadata={"help": "Template SQL candidates per database."})
-    synthesis_rounds: int = field(default=1, metadata={"help": "Verification rounds of template synthesis."})
+    templates_per_database: int = field(default=40, metadata={"help": "Template SQL candidates per database."})
+    synthesis_rounds: int = field(
+        default=2,
+        metadata={"help": "Question rounds of template synthesis (the later ones get the verifier's feedback)."},
+    )
     verifier_model: str | None = field(
-        default=None,
+        default="embedded:qwen2.5-coder-0.5b",
         metadata={
-            "help": "A text-to-SQL model that verifies template questions (SPFT-SQL's verification round). Unset: "
-            "questions are rule-written from the template and records say 'executed' (the embedded 135M model "
-            "verified 0 of 24 template questions when tried, at ~5 s a check)."
+            "help": "The model that writes template questions (SQL-to-text) and verifies them (its SQL must give the "
+            "template SQL's result; SPFT-SQL's verification). Default: the embedded Qwen2.5-Coder-0.5B-Instruct. "
+            "Null: questions are rule-written from the template and records say 'executed'."
         },
     )
     verifier_backend: str | None = field(default=None, metadata={"help": "Backend of the verifier model."})
@@ -410,7 +413,8 @@ class Pipeline:
                 seed=self.config.seed,
                 card={
                     "command": command,
-                    "models": [self.config.model] + ([self.config.strong_model] if self.config.strong_model else []),
+                    "models": [self.config.model]
+                    + [m for m in (self.config.verifier_model, self.config.strong_model) if m],
                     "parameters": self.config.to_dict(),
                 },
             )

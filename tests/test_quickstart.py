@@ -18,6 +18,7 @@ def quickstart_run(tmp_path_factory, tiny_model_dir):
             {
                 "model": str(tiny_model_dir),
                 "templates_per_database": 3,
+                "verifier_model": None,  # rule-written questions: the tiny random model cannot verify any
                 "weak_questions": 3,
                 "weak_samples": 2,
                 "eval_questions": 2,

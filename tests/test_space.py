@@ -234,9 +234,10 @@ def test_describe_error_is_human():
 def test_config_from_env(monkeypatch):
     for name in ("SENSE_MODEL", "SENSE_BACKEND", "SENSE_BASE_URL", "SENSE_API_KEY", "SPACE_ID", "SENSE_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
-    assert SpaceConfig.from_env().model == "embedded"
-    monkeypatch.setenv("SPACE_ID", "sense/sense-demo")
-    assert SpaceConfig.from_env().model == HUB_MODEL
+    assert SpaceConfig.from_env().model == "embedded:qwen2.5-coder-0.5b"
+    monkeypatch.setenv("SPACE_ID", "sense/sense-demo")  # the chunk wheels install on a Space: no Hub download
+    assert SpaceConfig.from_env().model == "embedded:qwen2.5-coder-0.5b"
+    assert HUB_MODEL == "Qwen/Qwen2.5-Coder-0.5B-Instruct"
     monkeypatch.setenv("SENSE_MODEL", "my-model")
     monkeypatch.setenv("SENSE_BACKEND", "openai")
     monkeypatch.setenv("SENSE_BASE_URL", "http://127.0.0.1:8000/v1")

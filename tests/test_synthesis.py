@@ -108,14 +108,27 @@ def test_unverified_pairs_are_rejected_with_their_reason(tmp_path: Path, tiny_db
     output = tmp_path / "strong.jsonl"
     # one model round, then the rule-based question: the fake verifier answers neither correctly
     records = synthesize_templates(
-        [tiny_db], generator=model, verifier=model, output=output, per_database=6, rounds=1, stats=stats
-    )
+        [tiny_db], generator=model, verifier=model, output=output, per_database=6, rounds=1, stats=stats,
+        rule_fallback=True,
+    )  # fmt: skip
     assert records == [] and stats.kept == 0
     rejected = read_jsonl(rejected_path(output))
     assert len(rejected) == 6 and {r["reason"] for r in rejected} == {"verify_mismatch"}
     assert stats.rejected["verify_mismatch"] == 6
     # the last question tried was the rule-based one, rendered from the template
     assert all(r["question"] and "query" not in r["question"] for r in rejected)
+
+
+def test_model_questions_only_unless_rule_fallback(tmp_path: Path, tiny_db: Path):
+    """By default a candidate whose model-written questions all fail is rejected, not given the rule's wording."""
+    model = FakeModel()
+    output = tmp_path / "strong.jsonl"
+    records = synthesize_templates([tiny_db], generator=model, verifier=model, output=output, per_database=6, rounds=1)
+    assert records == []
+    rejected = read_jsonl(rejected_path(output))
+    assert len(rejected) == 6 and all(re.fullmatch(r"What does query \d+ return\?", r["question"]) for r in rejected)
+    # a model call per question and per verification, and no third call for a rule question's verification
+    assert len(model.prompts) == 12
 
 
 def test_rule_questions_without_models(tmp_path: Path, tiny_db: Path):

@@ -49,6 +49,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "model when verifying, the rule with --no-verify)",
     )
     group.add_argument("--verifier-model", default=None, help="text-to-SQL model that verifies (default: --model)")
+    group.add_argument(
+        "--rule-fallback",
+        action="store_true",
+        help="when every model-written question fails verification, try the template's rule-worded question",
+    )
     group.add_argument("--families", default=None, help="comma-separated template families (default: all)")
     group.add_argument("--rule-questions-only", action="store_true", help="no SQL-to-text model; rule questions")
     group.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (resumable)")
@@ -97,6 +102,7 @@ def run_cli(args: argparse.Namespace) -> int:
             rounds=args.rounds,
             seed=args.seed,
             question_source=args.question_source,
+            rule_fallback=args.rule_fallback,
             families=[f.strip() for f in args.families.split(",")] if args.families else None,
             batch_size=args.batch_size,
             time_budget=args.time_budget,

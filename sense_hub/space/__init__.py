@@ -12,7 +12,7 @@ tested without a browser. The pieces:
 
 Configuration comes from environment variables (`SpaceConfig.from_env`):
 
-    SENSE_MODEL           "embedded" (default; on a Hugging Face Space: HuggingFaceTB/SmolLM2-135M-Instruct),
+    SENSE_MODEL           "embedded:qwen2.5-coder-0.5b" (default, on a Hugging Face Space too; "embedded" = SmolLM2-135M),
                           a model folder or Hub id, or the model name an endpoint serves
     SENSE_BACKEND         "transformers" (default for local models), "openai" (vLLM, SGLang, llama.cpp, ...), "tgi"
     SENSE_BASE_URL        the endpoint URL (".../v1" for OpenAI-compatible servers)
@@ -28,7 +28,7 @@ page and its API).
 
 from sense_hub.errors import ModelError, UploadError
 from sense_hub.space.assistant import Answer, Candidate, SQLAssistant, vote
-from sense_hub.space.config import DIALECTS, DISPLAY_ROWS, HUB_MODEL, MAX_QUESTION_CHARS, SpaceConfig
+from sense_hub.space.config import DEFAULT_MODEL, DIALECTS, DISPLAY_ROWS, HUB_MODEL, MAX_QUESTION_CHARS, SpaceConfig
 from sense_hub.space.display import (
     describe_error,
     preview_rows,
@@ -44,6 +44,7 @@ __all__ = [
     "DIALECTS",
     "Answer",
     "Candidate",
+    "DEFAULT_MODEL",
     "DISPLAY_ROWS",
     "HUB_MODEL",
     "MAX_QUESTION_CHARS",

