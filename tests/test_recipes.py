@@ -79,7 +79,7 @@ def test_grpo_recipes_use_the_execution_rewards():
             ["--config", str(RECIPES / name / "grpo.yaml"), *GPU_FREE]
         )
         assert script_args.reward_funcs == ["arctic"], name
-        assert training_args.per_device_train_batch_size % training_args.num_generations == 0, name
+        assert training_args.generation_batch_size % training_args.num_generations == 0, name
     assert (training_args.use_vllm, model_args.model_name_or_path) == (True, "Qwen/Qwen2.5-Coder-7B-Instruct")
     small = yaml.safe_load((RECIPES / "qwen2.5-coder-0.5b" / "grpo.yaml").read_text())
     assert small["use_cpu"] is True and small["use_peft"] is True and small["merge_lora"] is True
