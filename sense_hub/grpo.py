@@ -353,9 +353,11 @@ def render_reward_curve(curve: Sequence[Mapping[str, float]], *, path: Path, tit
 
 
 def _heldout_result(summary: Mapping[str, Any], *, dataset: str, split: str) -> dict[str, Any]:
-    from sense_hub.cards import eval_summary_to_result
+    """A model-index result for the held-out EX: the dataset's Hub id, or `<folder name>-<split>` for local data."""
+    from sense_hub.cards import eval_summary_to_result, is_hub_id
 
-    return eval_summary_to_result(summary, dataset_name=f"held-out {split} split", dataset_id=dataset)
+    dataset_id = dataset if is_hub_id(dataset) else f"{Path(dataset).name}-{split}"
+    return eval_summary_to_result(summary, dataset_name=f"held-out {split} split", dataset_id=dataset_id)
 
 
 def _card_section(script_args, training_args, results: Mapping[str, Any], curve_png: Path | None) -> str:
@@ -391,6 +393,14 @@ def _card_section(script_args, training_args, results: Mapping[str, Any], curve_
     if curve_png is not None:
         lines += ["", f"![Mean reward per step]({curve_png.name})"]
     return "\n".join(lines) + "\n"
+
+
+def _insert_card_section(card: Path, section: str) -> None:
+    """Put `section` before the card's `## Citation` heading (at the end when there is none)."""
+    text = card.read_text(encoding="utf-8")
+    head, mark, tail = text.partition("\n## Citation")
+    text = head.rstrip("\n") + "\n" + section + "\n" + mark.lstrip("\n") + tail if mark else text + section
+    card.write_text(text, encoding="utf-8")
 
 
 def _heldout_rows(script_args: GRPOScriptArguments) -> list[dict]:
@@ -467,8 +477,7 @@ def run_grpo(
             stage="grpo",
             results=card_results,
         )
-        with open(card, "a", encoding="utf-8") as handle:
-            handle.write(_card_section(script_args, training_args, results, curve_png))
+        _insert_card_section(card, _card_section(script_args, training_args, results, curve_png))
         if push:
             from sense_hub.hub import push_model_folder
 

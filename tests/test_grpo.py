@@ -202,3 +202,6 @@ def test_grpo_recipe_two_steps_changes_weights_and_writes_the_card(tmp_path, sql
     assert names["spider-dev"] == 0.25 and "held-out validation split" in names
     assert "![Mean reward per step](reward_curve.png)" in card.text and "| `arctic` | 1 |" in card.text
     assert "recipes/grpo.py" in card.text
+    assert card.text.index("## GRPO with execution rewards") < card.text.index("## Citation")
+    heldout = next(ev for ev in card.data.eval_results if ev.dataset_name == "held-out validation split")
+    assert heldout.dataset_type == "strong-validation"  # a local folder's name, not its path
