@@ -205,3 +205,14 @@ def test_grpo_recipe_two_steps_changes_weights_and_writes_the_card(tmp_path, sql
     assert card.text.index("## GRPO with execution rewards") < card.text.index("## Citation")
     heldout = next(ev for ev in card.data.eval_results if ev.dataset_name == "held-out validation split")
     assert heldout.dataset_type == "strong-validation"  # a local folder's name, not its path
+
+
+def test_reward_weights_must_match_the_names(tmp_path):
+    from trl import GRPOConfig, ModelConfig
+
+    from sense_hub.grpo import build_grpo_trainer
+
+    args = GRPOConfig(output_dir=str(tmp_path), reward_weights=[1.0, 0.5], **CPU)
+    script_args = GRPOScriptArguments(reward_funcs=["arctic"], dataset_name=str(tmp_path / "none.jsonl"))
+    with pytest.raises(ValueError, match=r"`reward_weights` has 2 value\(s\) for 1 reward function\(s\)"):
+        build_grpo_trainer(script_args, args, ModelConfig(model_name_or_path="unused"))
