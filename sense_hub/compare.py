@@ -185,7 +185,7 @@ def read_judged(path: str | Path) -> list[_Item]:
     except OSError as e:
         raise CompareInputError(f"{path}: cannot read ({e.strerror or e})") from e
     items = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
         if not line.strip():
             continue
         where = f"{path}:{number}"

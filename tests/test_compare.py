@@ -422,3 +422,13 @@ def test_cli_missing_file(tmp_path, capsys):
     a = write(tmp_path / "a.jsonl", records([1]))
     assert main(["compare", str(a), str(tmp_path / "gone.jsonl")]) == 2
     assert "gone.jsonl: file not found" in capsys.readouterr().err
+
+
+def test_line_separator_inside_a_json_string(tmp_path):
+    # orjson (used by `sense-hub eval`) writes U+2028 unescaped; it must not split a line
+    rows = records([1, 0])
+    rows[0]["question"] = "first\u2028second"
+    a = tmp_path / "a.jsonl"
+    a.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows), encoding="utf-8")
+    result = compare([a], n_resamples=10)
+    assert (result.systems[0].n, result.systems[0].correct) == (2, 1)
