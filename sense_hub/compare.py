@@ -46,6 +46,7 @@ __all__ = [
 
 BY_FIELDS = ("db_id", "difficulty")
 ID_FIELDS = ("question_id", "id")
+MISSING_GROUP = "(none)"
 
 
 class CompareInputError(ValueError):
@@ -380,13 +381,12 @@ def _groups(aligned: list[list[_Item]], paths, correct: np.ndarray, by: str) -> 
             (items[position].record[by] for items in aligned if items[position].record.get(by) not in (None, "")),
             None,
         )
-        if label is None:
-            it = aligned[0][position]
-            raise CompareInputError(
-                f"{paths[0]}:{it.line}: no `{by}` field in any file for this item; --by {by} needs it on every line "
-                f"(Spider records have no difficulty; BIRD records do)"
-            )
-        labels.append(str(label))
+        labels.append(MISSING_GROUP if label is None else str(label))
+    if all(x == MISSING_GROUP for x in labels):
+        raise CompareInputError(
+            f"{paths[0]}:{aligned[0][0].line}: no `{by}` field on any line of any file; --by {by} needs it "
+            "(Spider records have no difficulty; BIRD benchmark records do)"
+        )
     rows = []
     for label in sorted(set(labels)):
         mask = np.array([x == label for x in labels])

@@ -334,6 +334,9 @@ def test_by_difficulty(tmp_path):
     ]
     with pytest.raises(CompareInputError, match=r"b\.jsonl:1: no `difficulty` field"):
         compare([write(tmp_path / "b.jsonl", records([1]))], by="difficulty")
+    partial = records([1, 0, 1], difficulty=["simple", "", "simple"])
+    groups = compare([write(tmp_path / "c.jsonl", partial)], by="difficulty", n_resamples=10).groups
+    assert [(g.group, g.n, g.correct) for g in groups] == [("(none)", 1, (0,)), ("simple", 2, (2,))]
 
 
 def test_markdown_tables(tmp_path):
