@@ -231,18 +231,15 @@ class Experiment:
                     return None
         return None
 
-    def cli(self, *args) -> list[str]:
-        return [sys.executable, "-m", "sense_hub.cli", *args]
+    def cli(self, command: str, *positional, **options) -> list[str]:
+        """`python -m sense_hub.cli COMMAND ...`; `db_root=x` becomes `--db-root x`, `True` a bare flag."""
+        return [sys.executable, "-m", "sense_hub.cli", command, *map(str, positional), *_options(options, "-")]
 
-    def recipe(self, name: str, config: Path, *args) -> list[str]:
-        return [
-            sys.executable,
-            REPO / "recipes" / f"{name}.py",
-            "--config",
-            config,
-            *args,
-            *shlex.split(self.args.train_extra),
-        ]
+    def recipe(self, name: str, config: Path, **options) -> list[str]:
+        """`python recipes/NAME.py --config CONFIG ...` (TRL-style `--field_name value`) + `--train-extra`."""
+        script = REPO / "recipes" / f"{name}.py"
+        extra = shlex.split(self.args.train_extra)
+        return [sys.executable, str(script), "--config", str(config), *_options(options, "_"), *extra]
 
     def need(self, path: Path, stage: str) -> Path:
         if not path.exists():
@@ -328,99 +325,64 @@ class Experiment:
     # ----- data ---------------------------------------------------------------------------------------------------
 
     def synth(self) -> dict:
+        a = self.args
         split = json.loads((self.out / "done" / "split.json").read_text())
-        dbs = split["train_dbs"][: self.args.sizes.get("synth_dbs")]
         output = self.data / "strong-templates.jsonl"
         cmd = self.cli(
             "synthesize",
-            "--strategy",
-            "templates",
-            "--db-root",
-            self.db_root,
-            "--db-ids",
-            ",".join(dbs),
-            "--model",
-            self.args.writer,
-            "--verifier-model",
-            self.args.verifier,
-            "--per-database",
-            self.args.per_database,
-            "--rounds",
-            self.args.synth_rounds,
-            "--batch-size",
-            self.args.batch_size,
-            "--seed",
-            self.args.seed,
-            "--output",
-            output,
+            strategy="templates",
+            db_root=self.db_root,
+            db_ids=",".join(split["train_dbs"][: a.sizes.get("synth_dbs")]),
+            model=a.writer,
+            # the same name: one model loaded for both roles
+            verifier_model=a.verifier if a.verifier != a.writer else None,
+            per_database=a.per_database,
+            rounds=a.synth_rounds,
+            batch_size=a.batch_size,
+            seed=a.seed,
+            time_budget=a.synth_time_budget,
+            output=output,
         )
-        if self.args.synth_time_budget:
-            cmd += ["--time-budget", str(self.args.synth_time_budget)]
         summary = self.run("synth", cmd) or {}
-        return {
-            "records": _count_lines(output),
-            "writer": self.args.writer,
-            "verifier": self.args.verifier,
-            "summary": summary,
-        }
+        return {"records": _count_lines(output), "writer": a.writer, "verifier": a.verifier, "summary": summary}
 
     def domains(self) -> dict:
+        a = self.args
         output = self.data / "strong-domains.jsonl"
-        if self.args.domain_examples <= 0:
+        if a.domain_examples <= 0:
             _write_jsonl(output, [])
             return {"records": 0, "note": "--domain-examples 0"}
-        summary = self.run(
-            "domains",
-            self.cli(
-                "synthesize",
-                "--strategy",
-                "strong",
-                "--model",
-                self.args.writer,
-                "--seeds",
-                self.need(self.data / "seeds.jsonl", "split"),
-                "--num-examples",
-                self.args.domain_examples,
-                "--db-out-root",
-                self.data / "strong_dbs",
-                "--batch-size",
-                self.args.batch_size,
-                "--seed",
-                self.args.seed,
-                "--max-new-tokens",
-                300 if self.args.quick else 1500,
-                "--output",
-                output,
-            ),
+        cmd = self.cli(
+            "synthesize",
+            strategy="strong",
+            model=a.writer,
+            seeds=self.need(self.data / "seeds.jsonl", "split"),
+            num_examples=a.domain_examples,
+            db_out_root=self.data / "strong_dbs",
+            batch_size=a.batch_size,
+            seed=a.seed,
+            max_new_tokens=300 if a.quick else 1500,
+            output=output,
         )
-        return {"records": _count_lines(output), "model": self.args.writer, "summary": summary or {}}
+        summary = self.run("domains", cmd) or {}
+        return {"records": _count_lines(output), "model": a.writer, "summary": summary}
 
     def weak(self) -> dict:
-        output = self.data / "weak.jsonl"
-        summary = self.run(
-            "weak",
-            self.cli(
-                "sample",
-                "--input",
-                self.need(self.data / "train-human.jsonl", "split"),
-                "--db-root",
-                self.db_root,
-                "-n",
-                self.args.weak_samples,
-                "--model",
-                self.args.weak_model,
-                "--max-new-tokens",
-                self.args.max_new_tokens,
-                "--batch-size",
-                self.args.batch_size,
-                "--seed",
-                self.args.seed,
-                "--no-progress",
-                "--output",
-                output,
-            ),
+        a = self.args
+        cmd = self.cli(
+            "sample",
+            input=self.need(self.data / "train-human.jsonl", "split"),
+            db_root=self.db_root,
+            num_samples=a.weak_samples,
+            model=a.weak_model,
+            max_new_tokens=a.max_new_tokens,
+            batch_size=a.batch_size,
+            seed=a.seed,
+            no_progress=True,
+            output=self.data / "weak.jsonl",
         )
-        return {"model": self.args.weak_model, "samples_per_question": self.args.weak_samples, "summary": summary}
+        summary = self.run("weak", cmd)
+        return {"model": a.weak_model, "samples_per_question": a.weak_samples, "summary": summary}
 
     def pairs(self) -> dict:
         from sense_hub.pairs import PRESETS
@@ -429,21 +391,9 @@ class Experiment:
         counts = {}
         for preset in sorted(PRESETS):
             out = self.data / "pairs" / f"{preset}.jsonl"
+            stats = out.with_suffix(".stats.json")
             self.run(
-                "pairs",
-                self.cli(
-                    "pairs",
-                    "--weak",
-                    weak,
-                    "--db-root",
-                    self.db_root,
-                    "--preset",
-                    preset,
-                    "--output",
-                    out,
-                    "--stats",
-                    out.with_suffix(".stats.json"),
-                ),
+                "pairs", self.cli("pairs", weak=weak, db_root=self.db_root, preset=preset, output=out, stats=stats)
             )
             counts[preset] = _count_lines(out)
         print("pairs per preset: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -479,29 +429,23 @@ class Experiment:
 
     def train(self, arm: str) -> dict | None:
         a = self.args
-        out = self.models / arm
-        common = ["--output_dir", out, "--seed", a.seed]
+        common = {"output_dir": self.models / arm, "seed": a.seed}
+        human = self.data / "train-human.jsonl"
         if arm in ("sft-human", "sft-strong"):
-            data = (
-                self.need(self.data / "train-human.jsonl", "split") if arm == "sft-human" else self.sft_strong_data()
-            )
+            data = self.need(human, "split") if arm == "sft-human" else self.sft_strong_data()
             self.run(
                 arm,
                 self.recipe(
                     "sft",
                     a.sft_config,
-                    "--model_name_or_path",
-                    a.student,
-                    "--dataset_name",
-                    data,
-                    "--db_root",
-                    self.db_root,
-                    "--max_steps",
-                    a.sft_steps,
-                    *common,
+                    model_name_or_path=a.student,
+                    dataset_name=data,
+                    db_root=self.db_root,
+                    max_steps=a.sft_steps,
+                    **common,
                 ),
             )
-            return {"records": _count_lines(data), "steps": a.sft_steps, **_losses(out)}
+            return {"records": _count_lines(data), "steps": a.sft_steps, **_losses(self.models / arm)}
         if arm in ("sft-strong+cdpo", "sft-strong+dpo"):
             pairs = self.need(self.data / "pairs" / f"{a.pairs_preset}.jsonl", "pairs")
             eps = a.epsilon if arm.endswith("cdpo") else 0.0
@@ -510,46 +454,31 @@ class Experiment:
                 self.recipe(
                     "cdpo",
                     a.cdpo_config,
-                    "--model_name_or_path",
-                    self.model_of("sft-strong"),
-                    "--dataset_name",
-                    pairs,
-                    "--cdpo_epsilon",
-                    eps,
-                    "--max_steps",
-                    a.pref_steps,
-                    *common,
+                    model_name_or_path=self.model_of("sft-strong"),
+                    dataset_name=pairs,
+                    cdpo_epsilon=eps,
+                    max_steps=a.pref_steps,
+                    **common,
                 ),
             )
-            return {
-                "pairs": _count_lines(pairs),
-                "preset": a.pairs_preset,
-                "epsilon": eps,
-                "steps": a.pref_steps,
-                **_losses(out),
-            }
+            info = {"pairs": _count_lines(pairs), "preset": a.pairs_preset, "epsilon": eps, "steps": a.pref_steps}
+            return {**info, **_losses(self.models / arm)}
         if arm == "spft":
             self.run(
                 arm,
                 self.recipe(
                     "spft",
                     a.spft_config,
-                    "--model_name_or_path",
-                    self.model_of("sft-strong"),
-                    "--train_file",
-                    self.need(self.data / "train-human.jsonl", "split"),
-                    "--db_root",
-                    self.db_root,
-                    "--eval_size",
-                    a.spft_eval_size,
-                    "--rounds",
-                    a.spft_rounds,
-                    "--max_steps",
-                    a.spft_steps,
-                    *common,
+                    model_name_or_path=self.model_of("sft-strong"),
+                    train_file=self.need(human, "split"),
+                    db_root=self.db_root,
+                    eval_size=a.spft_eval_size,
+                    rounds=a.spft_rounds,
+                    max_steps=a.spft_steps,
+                    **common,
                 ),
             )
-            results = json.loads((out / "spft_results.json").read_text())
+            results = json.loads((self.models / arm / "spft_results.json").read_text())
             return {"rounds": a.spft_rounds, "steps_per_round": a.spft_steps, "best": results["best"]}
         if arm == "grpo":
             self.run(
@@ -557,52 +486,39 @@ class Experiment:
                 self.recipe(
                     "grpo",
                     a.grpo_config,
-                    "--model_name_or_path",
-                    self.model_of("sft-strong"),
-                    "--dataset_name",
-                    self.need(self.data / "train-human.jsonl", "split"),
-                    "--db_root",
-                    self.db_root,
-                    "--max_steps",
-                    a.grpo_steps,
-                    *common,
+                    model_name_or_path=self.model_of("sft-strong"),
+                    dataset_name=self.need(human, "split"),
+                    db_root=self.db_root,
+                    max_steps=a.grpo_steps,
+                    **common,
                 ),
             )
-            return {"steps": a.grpo_steps, **_losses(out)}
+            return {"steps": a.grpo_steps, **_losses(self.models / arm)}
         return None
 
     def score(self, arm: str, variant: str = "") -> dict:
+        """Greedy predictions of the arm's model on the held-out questions (`sense-hub predict`), judged by `eval`."""
         suffix = f"@{variant}" if variant else ""
         questions = self.need(self.data / f"heldout{'-' + variant if variant else ''}.jsonl", "split")
         preds = self.out / "preds" / f"{arm}{suffix}.jsonl"
         judged = self.out / "judged" / f"{arm}{suffix}.jsonl"
         name = f"score-{arm}{suffix}"
+        model = self.model_of(arm)
         self.run(
             name,
             self.cli(
                 "predict",
-                "--input",
-                questions,
-                "--db-root",
-                self.db_root,
-                "--model",
-                self.model_of(arm),
-                "--max-new-tokens",
-                self.args.max_new_tokens,
-                "--batch-size",
-                self.args.batch_size,
-                "--no-progress",
-                "--output",
-                preds,
+                input=questions,
+                db_root=self.db_root,
+                model=model,
+                max_new_tokens=self.args.max_new_tokens,
+                batch_size=self.args.batch_size,
+                no_progress=True,
+                output=preds,
             ),
         )
-        summary = self.run(
-            name,
-            self.cli(
-                "eval", "--predictions", preds, "--db-root", self.db_root, "--metric", "spider", "--output", judged
-            ),
-        )
-        return {"model": self.model_of(arm), "eval": summary}
+        summary = self.run(name, self.cli("eval", predictions=preds, db_root=self.db_root, output=judged))
+        return {"model": model, "eval": summary}
 
     def arm(self, arm: str) -> None:
         if arm == "grpo" and not (REPO / "recipes" / "grpo.py").is_file():
@@ -621,12 +537,8 @@ class Experiment:
     def compare(self, arms: list[str], *, suffix: str = "", table: Path) -> dict:
         """`sense-hub compare` over the arms' judged files; the markdown goes to `table`, the JSON is returned."""
         files = [self.out / "judged" / f"{arm}{suffix}.jsonl" for arm in arms]
-        data = self.run(
-            "compare",
-            self.cli(
-                "compare", *files, "--names", ",".join(arms), "--bootstrap", self.args.bootstrap, "--output", table
-            ),
-        )
+        cmd = self.cli("compare", *files, names=",".join(arms), bootstrap=self.args.bootstrap, output=table)
+        data = self.run("compare", cmd)
         if not data:
             raise StageError(f"compare: no JSON summary; see {self.out / 'logs' / 'compare.log'}")
         return data
@@ -696,6 +608,17 @@ class Experiment:
             elif stage == "compare":
                 self.final_compare()
         return 0
+
+
+def _options(options: dict, sep: str) -> list[str]:
+    """`{"db_root": x, "no_progress": True, "skip": None}` -> `["--db-root", "x", "--no-progress"]` (sep "-")."""
+    out = []
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", sep)
+        out += [flag] if value is True else [flag, str(value)]
+    return out
 
 
 def _losses(out: Path) -> dict:
