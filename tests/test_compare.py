@@ -6,6 +6,7 @@ import json
 import math
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -435,3 +436,36 @@ def test_line_separator_inside_a_json_string(tmp_path):
     a.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows), encoding="utf-8")
     result = compare([a], n_resamples=10)
     assert (result.systems[0].n, result.systems[0].correct) == (2, 1)
+
+
+# --- real published predictions (../shared/data) -----------------------------------------------------------------
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SPIDER = SHARED / "spider"
+PUBLISHED = SHARED / "predictions" / "spider_dev"
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (SPIDER / "dev_gold.sql").is_file(), reason="needs ../shared/data/spider")
+def test_published_spider_systems(tmp_path, capsys):
+    judged = []
+    for name, path in (
+        ("c3sql", "c3sql_gpt35/predicted_sql.txt"),
+        ("codes-1b", "codes/pred_sqls-codes-1b-spider.txt"),
+    ):
+        out = tmp_path / f"{name}.jsonl"
+        args = ["eval", "--predictions", str(PUBLISHED / path), "--gold", str(SPIDER / "dev_gold.sql")]
+        assert main([*args, "--db-root", str(SPIDER / "database"), "--workers", "0", "--output", str(out)]) == 0
+        judged.append(str(out))
+    capsys.readouterr()
+    started = time.perf_counter()
+    assert main(["compare", *judged]) == 0
+    seconds = time.perf_counter() - started
+    data = last_json(capsys.readouterr().out)
+    assert [(s["n"], s["correct"]) for s in data["systems"]] == [(1034, 804), (1034, 762)]  # 972 + 62 of wta_1
+    pair = data["pairs"][0]
+    assert (pair["a_only"], pair["b_only"]) == (99, 57)
+    assert pair["mcnemar_p"] == pytest.approx(2 * sum(math.comb(156, i) for i in range(58)) / 2**156)
+    assert pair["delta"] == pytest.approx(42 / 1034)
+    assert pair["delta_ci_low"] < pair["delta"] < pair["delta_ci_high"]
+    assert seconds < 5.0  # 10,000 paired resamples of 1,034 items: about 0.2 s
