@@ -517,7 +517,9 @@ class Experiment:
                 output=preds,
             ),
         )
-        summary = self.run(name, self.cli("eval", predictions=preds, db_root=self.db_root, output=judged))
+        summary = self.run(
+            name, self.cli("eval", predictions=preds, db_root=self.db_root, metric="spider", output=judged)
+        )
         return {"model": model, "eval": summary}
 
     def arm(self, arm: str) -> None:
