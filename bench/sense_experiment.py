@@ -646,7 +646,7 @@ def _against_table(data: dict) -> str:
             return ""
         p = pairs.get((other, arm))
         if p is not None:  # compare's delta is EX(a) - EX(b): flip to arm - other
-            d, lo, hi = -p["delta"], -p["delta_ci_high"], -p["delta_ci_low"]
+            d, lo, hi = -p["delta"] + 0.0, -p["delta_ci_high"] + 0.0, -p["delta_ci_low"] + 0.0  # no "-0.0"
         else:
             p = pairs[(arm, other)]
             d, lo, hi = p["delta"], p["delta_ci_low"], p["delta_ci_high"]

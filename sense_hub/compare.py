@@ -427,7 +427,8 @@ def _pct(x: float) -> str:
 
 
 def _signed(x: float) -> str:
-    return f"{100 * x:+.1f}"
+    text = f"{100 * x:+.1f}"
+    return "+0.0" if text == "-0.0" else text
 
 
 def _p(p: float) -> str:
