@@ -19,6 +19,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sense_hub.evaluation", "Execution accuracy of predicted SQL against gold SQL."),
+    "compare": ("sense_hub.compare", "Compare judged predictions: EX with bootstrap CIs, McNemar p per pair."),
     "predict": ("sense_hub.sampling", "Predict SQL for a benchmark (greedy or N samples with execution voting)."),
     "sample": ("sense_hub.sampling", "Sample N weak candidates per question and label them by execution."),
     "pairs": ("sense_hub.pairs", "Build preference pairs from labelled weak samples."),
