@@ -24,6 +24,7 @@ from sense_hub.errors import SenseHubError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sense_hub.commands.eval", "Execution accuracy of predicted SQL against gold SQL."),
+    "compare": ("sense_hub.compare", "Compare judged predictions: EX with bootstrap CIs, McNemar p per pair."),
     "predict": (
         "sense_hub.commands.predict",
         "Predict SQL for a benchmark (greedy or N samples with execution voting).",

@@ -83,6 +83,13 @@ class QuickstartConfig:
             "Null: questions are rule-written from the template and records say 'executed'."
         },
     )
+    question_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "A separate SQL-to-text writer of template questions (default: the verifier model). "
+            "'embedded:qwen2.5-coder-1.5b' writes better questions (25 vs 16 of 57 verified) at ~3x the cost."
+        },
+    )
     verifier_backend: str | None = field(default=None, metadata={"help": "Backend of the verifier model."})
     verifier_base_url: str | None = field(default=None, metadata={"help": "Endpoint of the verifier model."})
     strong_model: str | None = field(
@@ -302,9 +309,17 @@ class Pipeline:
                 base_url=self.config.verifier_base_url,
                 batch_size=self.config.generation_batch_size,
             )
+        writer = verifier
+        if verifier is not None and self.config.question_model:
+            writer = load_generator(
+                self.config.question_model,
+                backend=self.config.verifier_backend,
+                base_url=self.config.verifier_base_url,
+                batch_size=self.config.generation_batch_size,
+            )
         records = synthesize_templates(
             sorted(dbs.values()),
-            generator=verifier,
+            generator=writer,
             verifier=verifier,
             output=self.layout.work / "strong-templates.jsonl",
             per_database=self.config.templates_per_database,
@@ -414,7 +429,11 @@ class Pipeline:
                 card={
                     "command": command,
                     "models": [self.config.model]
-                    + [m for m in (self.config.verifier_model, self.config.strong_model) if m],
+                    + [
+                        m
+                        for m in (self.config.question_model, self.config.verifier_model, self.config.strong_model)
+                        if m
+                    ],
                     "parameters": self.config.to_dict(),
                 },
             )

@@ -59,7 +59,9 @@ def test_model_recipe_parses(path):
             assert training_args.loss_type in (["sigmoid"], ["sigmoid", "robust"])
 
 
-CPU_RECIPES = [p for p in sorted((RECIPES / "smollm2-135m").glob("*.yaml")) if script_for(p) in {"sft", "cdpo"}]
+CPU_RECIPES = [
+    p for p in sorted((RECIPES / "smollm2-135m").glob("*.yaml")) if script_for(p) in {"sft", "cdpo", "grpo"}
+]
 
 
 @pytest.mark.parametrize("path", CPU_RECIPES, ids=lambda p: p.name)
@@ -68,6 +70,19 @@ def test_cpu_recipes_are_cpu_settings(path):
     assert config["model_name_or_path"] == "embedded"
     assert config["use_cpu"] is True and config["bf16"] is False
     assert config["gradient_checkpointing"] is False and config["report_to"] == "none"
+
+
+def test_grpo_recipes_use_the_execution_rewards():
+    parser = load_recipe("grpo").make_parser()
+    for name in ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-7b"):
+        script_args, training_args, model_args = parser.parse_args_and_config(
+            ["--config", str(RECIPES / name / "grpo.yaml"), *GPU_FREE]
+        )
+        assert script_args.reward_funcs == ["arctic"], name
+        assert training_args.generation_batch_size % training_args.num_generations == 0, name
+    assert (training_args.use_vllm, model_args.model_name_or_path) == (True, "Qwen/Qwen2.5-Coder-7B-Instruct")
+    small = yaml.safe_load((RECIPES / "qwen2.5-coder-0.5b" / "grpo.yaml").read_text())
+    assert small["use_cpu"] is True and small["use_peft"] is True and small["merge_lora"] is True
 
 
 @pytest.mark.parametrize("name", ["codellama-7b", "codellama-13b"])

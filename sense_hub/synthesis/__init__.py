@@ -43,7 +43,7 @@ from sense_hub.synthesis.strong import (
     synthesize_strong,
 )
 from sense_hub.synthesis.templates import (
-    SQL_TO_TEXT_EXAMPLE,
+    SQL_TO_TEXT_EXAMPLES,
     SQL_TO_TEXT_SYSTEM,
     parse_question,
     sql_to_text_prompt,
@@ -56,7 +56,7 @@ __all__ = [
     "DIFFICULTY_GUIDE",
     "DOMAIN_HINTS",
     "OVER_REPRESENTED_DOMAINS",
-    "SQL_TO_TEXT_EXAMPLE",
+    "SQL_TO_TEXT_EXAMPLES",
     "SQL_TO_TEXT_SYSTEM",
     "StrongSample",
     "SynthesisStats",
