@@ -70,7 +70,7 @@ class QuickstartConfig:
         },
     )
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of databases held out."})
-    templates_per_database: int = field(default=40, metadata={"help": "Template SQL candidates per database."})
+    templates_per_database: int = field(default=20, metadata={"help": "Template SQL candidates per database."})
     synthesis_rounds: int = field(
         default=2,
         metadata={"help": "Question rounds of template synthesis (the later ones get the verifier's feedback)."},

@@ -418,7 +418,7 @@ def test_cli_refusals_exit_2_with_one_line(tmp_path, capsys, setup, extra, messa
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("sense-hub compare: error: ")
+    assert lines[0].startswith("sense-hub compare: ")
     assert message in lines[0]
 
 
