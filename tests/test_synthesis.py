@@ -513,3 +513,17 @@ def test_templates_with_the_embedded_model(tmp_path: Path, tiny_db: Path):
     assert len(records) + len(rejected) == 4 and stats.calls == 4
     assert all(r["verification"] == "verified:embedded" for r in records)
     assert all(r["reason"] in ("verify_mismatch", "verify_error") for r in rejected)
+
+
+def test_sql_to_text_prompt_gives_examples_as_chat_turns_and_the_query_last():
+    from sense_hub.synthesis.templates import SQL_TO_TEXT_EXAMPLES, sql_to_text_prompt
+
+    sql = "SELECT count(*) FROM pets WHERE weight > 10"
+    messages = sql_to_text_prompt(sql, tables="pets(pet_id, weight)")
+    roles = [m["role"] for m in messages]
+    assert roles == ["system"] + ["user", "assistant"] * len(SQL_TO_TEXT_EXAMPLES) + ["user"]
+    assert [m["content"] for m in messages[2:-1:2]] == [q for _, _, q in SQL_TO_TEXT_EXAMPLES]
+    assert messages[-1]["content"] == f"Tables: pets(pet_id, weight)\nSQL: {sql}"
+    retry = sql_to_text_prompt(sql, tables="pets(pet_id, weight)", previous="How many pets?", feedback="too vague")
+    assert "A previous question was: How many pets?" in retry[-1]["content"] and "too vague" in retry[-1]["content"]
+    assert len(retry) == len(messages)
