@@ -97,14 +97,14 @@ Schema:
 ```sql
 CREATE TABLE ... ;  -- two to five tables with PRIMARY KEY and FOREIGN KEY constraints
 ```
+Rows:
+```sql
+INSERT INTO ... VALUES ... ;  -- a few rows per table, so the query below returns a non-empty result
+```
 Question: <one natural-language question>
 SQL:
 ```sql
 <one SQLite query that answers the question>
-```
-Rows:
-```sql
-INSERT INTO ... VALUES ... ;  -- two to four rows per table, chosen so the query above returns a non-empty result
 ```"""
 
 
