@@ -24,7 +24,10 @@ from sense_hub.errors import SenseHubError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sense_hub.commands.eval", "Execution accuracy of predicted SQL against gold SQL."),
-    "compare": ("sense_hub.commands.compare", "Compare judged predictions: EX with bootstrap CIs, McNemar p per pair."),
+    "compare": (
+        "sense_hub.commands.compare",
+        "Compare judged predictions: EX with bootstrap CIs, McNemar p per pair.",
+    ),
     "predict": (
         "sense_hub.commands.predict",
         "Predict SQL for a benchmark (greedy or N samples with execution voting).",
@@ -37,7 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sense_hub.commands.quickstart",
         "Run every stage offline on the bundled databases and embedded model.",
     ),
-    "models": ("sense_hub.commands.models", "List the embedded models: installed or not, size on disk, how to install."),
+    "models": (
+        "sense_hub.commands.models",
+        "List the embedded models: installed or not, size on disk, how to install.",
+    ),
 }
 
 
