@@ -25,12 +25,6 @@ from sense_hub.synthesis import SynthesisStats, rejected_path, synthesize_strong
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"
 
-# What each rejection reason says the reply got right before it failed (pipeline order of `_check_strong`).
-_STAGE = {
-    "generation_error": 0, "missing_section": 0, "sql_parse_error": 1, "duplicate_sql": 1, "duplicate_question": 1,
-    "invalid_ddl": 1, "invalid_rows": 1, "sql_exec_error": 2, "empty_result": 2,
-}  # fmt: skip
-
 
 def _ddl(path: Path) -> str:
     import sqlite3

