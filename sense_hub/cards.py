@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sense_hub.formats import COLUMNS
+from sense_hub.formats import COLUMNS, OPTIONAL_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ COLUMN_HELP = {
     "rejected": "assistant message with a wrong SQL",
     "chosen_source": "`gold` or `sample`",
     "rejected_error": "why the rejected SQL is wrong",
+    "gold_suspect": "most samples agree on one result that is not the gold result: the gold SQL may be wrong",
+    "contamination": "empty when clean; else `sql:<id>` or `question:<id>` of the benchmark item it matches",
 }
 
 MAX_PLOTTED_DATABASES = 30
@@ -157,7 +159,29 @@ def config_statistics(kind: str, splits: Mapping[str, Sequence[Mapping[str, Any]
         "question_lengths": questions,
         "label_name": LABEL_COLUMN[kind],
         "sql_name": "chosen SQL" if kind == "pairs" else "SQL",
+        **record_checks(kind, [r for records in splits.values() for r in records]),
     }
+
+
+def record_checks(kind: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The optional columns `records` carry and their counts, for the card's "Data checks".
+
+    Returns:
+        `{"optional_columns": [...], "checks": {...}}`: `checks` has `gold_suspect_questions`,
+        `gold_suspect_records` and `questions` when records carry `gold_suspect`, and `contaminated_records`,
+        `contaminated_by_match` when they carry `contamination`.
+    """
+    present = [name for name in OPTIONAL_COLUMNS.get(kind, {}) if any(name in r for r in records)]
+    checks: dict[str, Any] = {}
+    if "gold_suspect" in present:
+        checks["gold_suspect_questions"] = len({r["question_id"] for r in records if r.get("gold_suspect")})
+        checks["gold_suspect_records"] = sum(bool(r.get("gold_suspect")) for r in records)
+        checks["questions"] = len({r["question_id"] for r in records})
+    if "contamination" in present:
+        flagged = [str(r["contamination"]).split(":", 1)[0] for r in records if r.get("contamination")]
+        checks["contaminated_records"] = len(flagged)
+        checks["contaminated_by_match"] = dict(sorted(Counter(flagged).items()))
+    return {"optional_columns": present, "checks": checks}
 
 
 def render_statistics_plot(stats: Mapping[str, Any], *, path: Path, title: str) -> Path:
@@ -258,14 +282,14 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def _column_rows(kind: str) -> list[dict[str, str]]:
+def _column_rows(kind: str, optional: Sequence[str] = ()) -> list[dict[str, str]]:
     from datasets import Value
 
     from sense_hub.formats import features
 
-    feats = features(kind)
+    feats = features(kind, optional)
     rows = []
-    for name in COLUMNS[kind]:
+    for name in [*COLUMNS[kind], *optional]:
         feature = feats[name]
         type_name = feature.dtype if isinstance(feature, Value) else "list of messages (`role`, `content`)"
         rows.append({"name": name, "type": type_name, "help": COLUMN_HELP.get(name, "")})
@@ -327,7 +351,9 @@ def dataset_card(
         repo_id=repo_id or f"sense/{kind}",
         example_config=sections[0]["name"] if sections else "default",
         kind_description=KIND_DESCRIPTIONS[kind],
-        columns=_column_rows(kind),
+        columns=_column_rows(
+            kind, [n for n in OPTIONAL_COLUMNS.get(kind, {}) if any(n in s["stats"].get("optional_columns", []) for s in sections)]
+        ),
         sections=sections,
         license=license,
         citations=CITATIONS,

@@ -66,6 +66,16 @@ SPFT_COLUMNS: dict[str, type | tuple[type, ...]] = {**PAIRS_COLUMNS, REWARD_COLU
 
 COLUMNS = {"strong": STRONG_COLUMNS, "weak": WEAK_COLUMNS, "pairs": PAIRS_COLUMNS, "spft": SPFT_COLUMNS}
 
+# Columns a record carries when the check that sets them ran (kept by `validate_record` when present, never
+# required): `gold_suspect` (label noise, `sampling.gold_suspect`) and `contamination` (`sense_hub.contamination`).
+OPTIONAL_COLUMNS: dict[str, dict[str, type]] = {
+    "strong": {"contamination": str},  # "" when clean; else "sql:<benchmark id>" or "question:<benchmark id>"
+    "weak": {"gold_suspect": bool},  # most samples agree on one result that is not the gold result
+    "pairs": {"gold_suspect": bool},  # the pair's question is gold_suspect in the weak records
+    "spft": {},
+}
+OPTIONAL_DEFAULTS: dict[str, Any] = {"contamination": "", "gold_suspect": False}
+
 
 def validate_record(kind: str, record: Mapping[str, Any], *, where: str = "record") -> dict[str, Any]:
     """Check one record against the columns of `kind` and return it as a plain dict in column order.
@@ -92,7 +102,19 @@ def validate_record(kind: str, record: Mapping[str, Any], *, where: str = "recor
             names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
             raise RecordError(f"{where}: field {name!r} must be {names}, got {type(value).__name__}")
         out[name] = value
+    for name, expected in OPTIONAL_COLUMNS.get(kind, {}).items():
+        if name in record:
+            value = record[name]
+            if not isinstance(value, expected):
+                raise RecordError(f"{where}: field {name!r} must be {expected.__name__}, got {type(value).__name__}")
+            out[name] = value
     return out
+
+
+def optional_columns(kind: str, records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The optional columns of `kind` that any of `records` carries (in `OPTIONAL_COLUMNS` order)."""
+    records = list(records)
+    return [name for name in OPTIONAL_COLUMNS.get(kind, {}) if any(name in r for r in records)]
 
 
 def validate_records(kind: str, records: Iterable[Mapping[str, Any]], *, source: str = "records") -> list[dict]:
@@ -100,8 +122,8 @@ def validate_records(kind: str, records: Iterable[Mapping[str, Any]], *, source:
     return [validate_record(kind, r, where=f"{source} record {i}") for i, r in enumerate(records, 1)]
 
 
-def features(kind: str):
-    """The `datasets.Features` of a record kind (imports `datasets` lazily)."""
+def features(kind: str, optional: Iterable[str] = ()):
+    """The `datasets.Features` of a record kind (imports `datasets` lazily), plus the `optional` columns named."""
     from datasets import Features, Value
 
     message = [{"role": Value("string"), "content": Value("string")}]
@@ -121,4 +143,5 @@ def features(kind: str):
     }
     if kind not in spec:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(spec)}")
-    return Features(spec[kind])
+    extra = {"contamination": Value("string"), "gold_suspect": Value("bool")}
+    return Features({**spec[kind], **{name: extra[name] for name in optional}})

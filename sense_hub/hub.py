@@ -33,7 +33,7 @@ from typing import Any
 
 from sense_hub import cards
 from sense_hub.errors import DatasetRepoError
-from sense_hub.formats import COLUMNS, validate_records
+from sense_hub.formats import COLUMNS, OPTIONAL_DEFAULTS, optional_columns, validate_records
 from sense_hub.models import credit_of, hub_model_id
 from sense_hub.records import read_jsonl
 
@@ -124,7 +124,9 @@ def _write_parquet(records: list[dict], *, kind: str, path: Path) -> None:
 
     from sense_hub.formats import features
 
-    table = Dataset.from_list(records, features=features(kind)).data.table
+    optional = optional_columns(kind, records)
+    records = [{**r, **{name: r.get(name, OPTIONAL_DEFAULTS[name]) for name in optional}} for r in records]
+    table = Dataset.from_list(records, features=features(kind, optional)).data.table
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp, compression="snappy", row_group_size=10_000, write_statistics=True)
@@ -171,13 +173,16 @@ def _provenance(card: Mapping[str, Any] | None, records: Sequence[Mapping[str, A
     if models is None:
         models = sorted({str(r.get("generator", "")) for r in records} - {""})[:20]
     hub_ids = list(dict.fromkeys(hub_model_id(str(m)) for m in models))  # "embedded" -> its Hub id
-    return {
+    provenance = {
         "models": hub_ids,
         "credits": [credit for credit in map(credit_of, hub_ids) if credit],
         "source": card.get("source", ""),
         "parameters": dict(card.get("parameters", {})),
         "command": card.get("command", ""),
     }
+    if card.get("checks"):  # counts of checks run while building (gold_suspect dropped, contamination)
+        provenance["checks"] = dict(card["checks"])
+    return provenance
 
 
 def write_dataset_repo(
@@ -218,6 +223,8 @@ def write_dataset_repo(
     if kind not in COLUMNS:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(COLUMNS)}")
     rows = validate_records(kind, records, source=source)
+    optional = optional_columns(kind, rows)  # every split and shard gets the same columns
+    rows = [{**r, **{name: r.get(name, OPTIONAL_DEFAULTS[name]) for name in optional}} for r in rows]
     if not rows:
         raise ValueError(f"{source}: no records to write; the {kind} dataset would be empty")
     splits = split_by_database(rows, validation_fraction=validation_fraction, seed=seed)

@@ -15,7 +15,9 @@ the records plus one pass over the questions: linear time, prompts built once pe
 
 Each pair is `prompt` (the chat messages of `prompts.prompt_for_database`), `chosen` / `rejected`
 (`[{"role": "assistant", "content": sql}]`) and provenance (`db_id`, `question_id`, `question`,
-`chosen_source`, `rejected_error`) — exactly `formats.PAIRS_COLUMNS`.
+`chosen_source`, `rejected_error`) — exactly `formats.PAIRS_COLUMNS` — plus `gold_suspect` when the weak records
+carry it (label noise: most samples agree on one result that is not the gold one, see `sampling.gold_suspect`).
+With `drop_gold_suspect` such questions give no pair (counted as `questions_dropped_gold_suspect`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sense_hub.execution import dedup_key
-from sense_hub.formats import PAIRS_COLUMNS, RecordError, validate_record
+from sense_hub.formats import OPTIONAL_DEFAULTS, PAIRS_COLUMNS, RecordError, optional_columns, validate_record
 from sense_hub.records import iter_jsonl, write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class PairConfig:
         keep_gold: add the gold SQL as a chosen candidate (so questions with no correct sample still pair).
         neg_limit: negatives (= pairs) per question; `None` keeps all.
         seed: seeds which negatives are drawn and which positive each is paired with.
+        drop_gold_suspect: leave out the questions the weak records mark `gold_suspect` (likely wrong gold SQL).
     """
 
     dedup: bool = True
@@ -58,6 +61,7 @@ class PairConfig:
     keep_gold: bool = False
     neg_limit: int | None = 1
     seed: int = 0
+    drop_gold_suspect: bool = False
 
     def __post_init__(self) -> None:
         if self.neg_filter not in NEG_FILTERS:
@@ -85,6 +89,7 @@ class _Question:
     evidence: str
     gold_sql: str
     candidates: list  # (sql, correct, error)
+    gold_suspect: bool | None = None  # None when the weak records do not carry the flag
 
 
 def _group(weak_records: Iterable[Mapping[str, Any]]) -> dict[str, _Question]:
@@ -96,6 +101,8 @@ def _group(weak_records: Iterable[Mapping[str, Any]]) -> dict[str, _Question]:
             if group is None:
                 group = groups[qid] = _Question(rec["db_id"], rec["question"], rec["evidence"], rec["gold_sql"], [])
             group.candidates.append((rec["sql"], rec["correct"], rec["error"]))
+            if "gold_suspect" in rec:
+                group.gold_suspect = bool(group.gold_suspect) or bool(rec["gold_suspect"])
         except KeyError as err:
             raise RecordError(
                 f"weak record {i}: missing field {err.args[0]!r}; weak records need the WEAK_COLUMNS"
@@ -135,7 +142,7 @@ def build_pairs(
         `(pairs, stats)`: pairs in `formats.PAIRS_COLUMNS`, in question order then draw order; stats counts
         questions seen / with and without positives and negatives, candidates, negatives dropped by reason
         (`duplicate`, `filtered:<error kind>`, `gold_error`, `over_limit`), positives dropped as duplicates,
-        questions whose database is missing, and pairs kept.
+        questions whose database is missing, questions marked / dropped as `gold_suspect`, and pairs kept.
 
     Raises:
         RecordError: a record lacks a weak column.
@@ -155,6 +162,11 @@ def build_pairs(
     for qid, q in groups.items():
         stats["questions"] += 1
         stats["candidates"] += len(q.candidates)
+        if q.gold_suspect:
+            stats["questions_gold_suspect"] += 1
+            if config.drop_gold_suspect:
+                stats["questions_dropped_gold_suspect"] += 1
+                continue
         positives: list[tuple[str, str]] = []  # (sql, source)
         negatives: list[tuple[str, str]] = []  # (sql, error)
         seen_pos: set[str] = set()
@@ -204,6 +216,7 @@ def build_pairs(
             stats["questions_missing_db"] += 1
             continue
         stats["questions_paired"] += 1
+        flag = {} if q.gold_suspect is None else {"gold_suspect": q.gold_suspect}
         for k, (neg_sql, neg_error) in enumerate(negatives):
             pos_sql, source = positives[order[k % len(order)]]
             pairs.append(
@@ -216,8 +229,11 @@ def build_pairs(
                     "question": q.question,
                     "chosen_source": source,
                     "rejected_error": neg_error,
+                    **flag,
                 }
             )
+    if config.drop_gold_suspect and all(q.gold_suspect is None for q in groups.values()):
+        logger.warning("drop_gold_suspect: no weak record carries `gold_suspect` (sample again to get the flags)")
     summary = {
         "config": asdict(config),
         "questions": stats["questions"],
@@ -230,6 +246,8 @@ def build_pairs(
         "questions_paired": stats["questions_paired"],
         "positives_dropped_duplicate": dropped.pop("positive_duplicate", 0),
         "negatives_dropped": dict(sorted(dropped.items())),
+        "questions_gold_suspect": stats["questions_gold_suspect"],
+        "questions_dropped_gold_suspect": stats["questions_dropped_gold_suspect"],
         "pairs": len(pairs),
     }
     return pairs, summary
@@ -246,5 +264,7 @@ def read_weak_records(path: str | Path) -> Iterable[dict]:
 
 
 def write_pairs(pairs: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write pairs as JSONL (columns in `formats.PAIRS_COLUMNS` order), atomically."""
-    return write_jsonl(path, ({k: pair[k] for k in PAIRS_COLUMNS} for pair in pairs))
+    """Write pairs as JSONL (columns in `formats.PAIRS_COLUMNS` order, then `gold_suspect` when any pair has it)."""
+    pairs = list(pairs)
+    columns = [*PAIRS_COLUMNS, *optional_columns("pairs", pairs)]
+    return write_jsonl(path, ({k: pair.get(k, OPTIONAL_DEFAULTS.get(k)) for k in columns} for pair in pairs))

@@ -247,6 +247,7 @@ def sample_candidates(
     timeout: float = 30.0,
     workers: int | None = None,
     progress: bool = True,
+    suspect_min_agree: int = GOLD_SUSPECT_MIN_AGREE,
 ) -> list[dict]:
     """Sample `n` SQL candidates per question and label each by execution against the gold SQL.
 
@@ -266,11 +267,13 @@ def sample_candidates(
         timeout: seconds per query when labelling.
         workers: execution worker processes (see `evaluation.judge`).
         progress: show a tqdm bar on stderr.
+        suspect_min_agree: the fewest agreeing samples that mark a question `gold_suspect` (see `gold_suspect`).
 
     Returns:
         The weak records (`formats.WEAK_COLUMNS`) of every usable example, in example order then sample
         order: `status` is "ok" or the execution error kind; `error` is None when correct, "wrong_result" when
-        it executed with another result, else the error kind ("gold_error" when the gold query fails).
+        it executed with another result, else the error kind ("gold_error" when the gold query fails);
+        `gold_suspect` is the same for every sample of a question (label noise, see `gold_suspect`).
 
     Raises:
         ResumeError: `output` was started with other arguments or other examples.
@@ -295,6 +298,8 @@ def sample_candidates(
         "seed": seed,
         "chunk_size": chunk_size,
     }
+    if suspect_min_agree != GOLD_SUSPECT_MIN_AGREE:
+        manifest["suspect_min_agree"] = suspect_min_agree
 
     def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
         generated = evaluate_generator(
@@ -311,8 +316,9 @@ def sample_candidates(
         )
         sqls = [g.sqls for g in generated]
         verdicts = iter(v for g in generated for v in g.verdicts)
+        suspects = [gold_suspect(g.verdicts, metric=metric, min_agree=suspect_min_agree) for g in generated]
         records = []
-        for (ex, _), cands in zip(chunk, sqls, strict=True):
+        for (ex, _), cands, suspect in zip(chunk, sqls, suspects, strict=True):
             for k, sql in enumerate(cands):
                 v = next(verdicts)
                 executed = v.pred is not None and v.pred.ok
@@ -335,6 +341,7 @@ def sample_candidates(
                         "status": "ok" if executed else (v.pred.error if v.pred is not None else v.error),
                         "correct": bool(v.correct),
                         "error": error,
+                        "gold_suspect": suspect,
                     }
                 )
         return records
@@ -349,6 +356,58 @@ def sample_candidates(
         desc="sampling",
         progress=progress,
     )
+
+
+GOLD_SUSPECT_MIN_AGREE = 3
+"""The default fewest samples that must share one wrong result to mark a question `gold_suspect`."""
+
+
+def gold_suspect(verdicts: Sequence, *, metric: str = "strict", min_agree: int = GOLD_SUSPECT_MIN_AGREE) -> bool:
+    """Label noise: do most of a question's samples agree on one result that is not the gold result?
+
+    The samples that executed are grouped by result with `matching.results_match` (rows as bags, like
+    `majority_vote`). The question is suspect when one group holds at least `max(min_agree, n // 2 + 1)` of
+    the question's `n` samples (so at least `min_agree` and more than half of *all* samples, executable or
+    not), none of the group is correct, its shared result is not empty (many wrong filters agree on no rows)
+    and the gold query itself executed. With n=5 and `min_agree=3`: 3 of 5 samples share a non-empty wrong
+    result. Run `sense-hub sample` with a strong model to have the strong verifier's samples vote.
+
+    Args:
+        verdicts: the question's `evaluation.Verdict`s, one per sample (with `pred` results).
+        metric: how results are compared ("strict", "spider", "bird").
+        min_agree: the fewest agreeing samples (at least 1; 3 by default).
+
+    Returns:
+        True when the gold SQL is suspect.
+    """
+    from sense_hub.matching import results_match
+
+    if min_agree < 1:
+        raise ValueError(f"`min_agree` must be at least 1, got {min_agree}")
+    need = max(min_agree, len(verdicts) // 2 + 1)
+    if any(v.error == "gold_error" for v in verdicts):
+        return False
+    groups: list[list] = []
+    for v in verdicts:
+        if v.pred is None or not v.pred.ok or not v.pred.rows:
+            continue
+        for group in groups:
+            if results_match(group[0].pred, v.pred, metric=metric, order_matters=False):
+                group.append(v)
+                break
+        else:
+            groups.append([v])
+    return any(len(g) >= need and not any(v.correct for v in g) for g in groups)
+
+
+def gold_suspect_stats(records: Sequence[Mapping]) -> dict:
+    """Counts of `gold_suspect` over weak or pairs records: questions flagged, of questions, and records flagged."""
+    flagged = {r["question_id"] for r in records if r.get("gold_suspect")}
+    return {
+        "questions_gold_suspect": len(flagged),
+        "questions": len({r["question_id"] for r in records}),
+        "records_gold_suspect": sum(bool(r.get("gold_suspect")) for r in records),
+    }
 
 
 def weak_stats(records: Sequence[dict]) -> dict:
@@ -367,6 +426,7 @@ def weak_stats(records: Sequence[dict]) -> dict:
         if questions
         else 0.0,
         "errors": dict(sorted(Counter(r["error"] for r in records if r["error"]).items())),
+        "questions_gold_suspect": gold_suspect_stats(records)["questions_gold_suspect"],
     }
 
 
@@ -506,7 +566,10 @@ def predict(
 __all__ = [
     "PREDICTION_COLUMNS",
     "ResumeError",
+    "GOLD_SUSPECT_MIN_AGREE",
     "WEAK_COLUMNS",
+    "gold_suspect",
+    "gold_suspect_stats",
     "majority_vote",
     "manifest_path",
     "predict",

@@ -51,6 +51,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         help="Negatives per question, or 'all' (default: the preset's).",
     )
     parser.add_argument("--seed", type=int, default=None, help="Override the preset's seed.")
+    parser.add_argument(
+        "--drop-gold-suspect",
+        action="store_true",
+        default=None,
+        help="Leave out questions the weak records mark gold_suspect (most samples agree on another result).",
+    )
     parser.add_argument("--output", required=True, type=Path, help="Pairs JSONL to write.")
     parser.add_argument("--stats", type=Path, default=None, help="Also write the statistics JSON here.")
 
@@ -62,6 +68,7 @@ def run_cli(args: argparse.Namespace) -> int:
         "neg_filter": args.neg_filter,
         "keep_gold": args.keep_gold,
         "seed": args.seed,
+        "drop_gold_suspect": args.drop_gold_suspect,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if hasattr(args, "neg_limit"):
