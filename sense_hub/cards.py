@@ -352,7 +352,12 @@ def dataset_card(
         example_config=sections[0]["name"] if sections else "default",
         kind_description=KIND_DESCRIPTIONS[kind],
         columns=_column_rows(
-            kind, [n for n in OPTIONAL_COLUMNS.get(kind, {}) if any(n in s["stats"].get("optional_columns", []) for s in sections)]
+            kind,
+            [
+                n
+                for n in OPTIONAL_COLUMNS.get(kind, {})
+                if any(n in s["stats"].get("optional_columns", []) for s in sections)
+            ],
         ),
         sections=sections,
         license=license,

@@ -581,6 +581,8 @@ def build_dataset(
     db_root: str | Path | None = None,
     command: str | None = None,
     card: Mapping[str, Any] | None = None,
+    drop_gold_suspect: bool = False,
+    build_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read records, write the dataset repo folder (one config), and optionally push it.
 
@@ -600,6 +602,11 @@ def build_dataset(
         db_root: the databases folder (`<db_id>/<db_id>.sqlite`), needed to build pairs' prompts.
         command: the command line recorded in the card (default: this process's argv).
         card: extra card fields (`models`, `source`, `parameters`, `pretty_name`, `license`).
+        drop_gold_suspect: pairs from weak records only: leave out the questions marked `gold_suspect`.
+        build_config: the build script's arguments that determine the files (`build_config_of`); written as
+            `build_config-<config>.yaml` next to the card, and the card's command becomes the rebuild command.
+            For strong records, a `<input stem>.contamination.json` next to the input (written by
+            `sense-hub synthesize --decontaminate`) puts its counts in the card.
 
     Returns:
         `{"output_dir", "config_name", "records", "commit"}` (commit is None without `push_to_hub`).
@@ -625,8 +632,12 @@ def build_dataset(
         if preset not in PRESETS:
             raise ValueError(f"unknown pairs preset {preset!r}; known presets: {sorted(PRESETS)}")
         weak = validate_records("weak", records, source=str(input_path))
-        records, pair_stats = build_pairs(weak, config=PRESETS[preset], db_root=Path(db_root))
-        parameters.update({"preset": preset, **dataclasses.asdict(PRESETS[preset])})
+        pair_config = dataclasses.replace(PRESETS[preset], drop_gold_suspect=drop_gold_suspect)
+        records, pair_stats = build_pairs(weak, config=pair_config, db_root=Path(db_root))
+        parameters.update({"preset": preset, **dataclasses.asdict(pair_config)})
+        if drop_gold_suspect:
+            checks = card.setdefault("checks", {})
+            checks["questions_dropped_gold_suspect"] = pair_stats["questions_dropped_gold_suspect"]
         card.setdefault("models", sorted({r["generator"] for r in weak}))
         logger.info("built %d pairs from %d weak records (%s)", len(records), len(weak), pair_stats)
         config_name = config_name or preset
@@ -636,6 +647,10 @@ def build_dataset(
     parameters.update({"validation_fraction": validation_fraction, "seed": seed})
     card["parameters"] = parameters
     card.setdefault("source", input_path.name)
+    if kind == "strong":
+        _add_contamination_report(card, input_path)
+    if command is None and build_config is not None:
+        command = rebuild_command(kind, config_name)
     card["command"] = command if command is not None else " ".join(shlex.quote(a) for a in sys.argv)
     if push_to_hub is not None:
         card.setdefault("repo_id", push_to_hub)
@@ -649,10 +664,58 @@ def build_dataset(
         card=card,
         source=str(input_path),
     )
+    if build_config is not None:
+        write_build_config(output_dir, kind, config_name, build_config)
     commit = None
     if push_to_hub is not None:
         commit = push_dataset_repo(output_dir, repo_id=push_to_hub, private=private, revision=revision)
     return {"output_dir": str(output_dir), "config_name": config_name, "records": len(records), "commit": commit}
+
+
+BUILD_CONFIG_PATTERN = "build_config-{config_name}.yaml"
+_NOT_IN_BUILD_CONFIG = ("output_dir", "push_to_hub", "private", "revision")  # where it goes, not what it is
+
+
+def build_config_file(config_name: str) -> str:
+    """The name of the YAML, next to the card, holding the arguments that built `config_name`."""
+    return BUILD_CONFIG_PATTERN.format(config_name=config_name)
+
+
+def rebuild_command(kind: str, config_name: str) -> str:
+    """The command (recorded in the card) that rebuilds a config byte for byte from its build-config YAML."""
+    return f"python dataset_scripts/build_{kind}.py --config {build_config_file(config_name)} --output_dir <folder>"
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_build_config(out_dir: str | Path, kind: str, config_name: str, build_config: Mapping[str, Any]) -> Path:
+    """Write `build_config-<config>.yaml` (sorted keys, so the same arguments give the same bytes)."""
+    import yaml
+
+    path = Path(out_dir) / build_config_file(config_name)
+    header = (
+        f"# The arguments that built config {config_name!r} of this {kind} dataset. Rebuild it byte for byte with\n"
+        f"#   {rebuild_command(kind, config_name)}\n"
+    )
+    path.write_text(header + yaml.safe_dump(dict(build_config), sort_keys=True, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _add_contamination_report(card: dict, input_path: Path) -> None:
+    from sense_hub.contamination import report_path
+
+    report = report_path(input_path)
+    if report.is_file():
+        counts = json.loads(report.read_text(encoding="utf-8"))
+        counts["benchmark"] = Path(str(counts.get("benchmark", ""))).name or str(counts.get("benchmark", ""))
+        card.setdefault("checks", {})["contamination"] = counts
 
 
 @dataclasses.dataclass
@@ -671,6 +734,13 @@ class DatasetBuildArguments:
     push_to_hub: str | None = dataclasses.field(default=None, metadata={"help": "ORG/NAME to push the folder to."})
     private: bool = dataclasses.field(default=False, metadata={"help": "Create the Hub repo private."})
     revision: str | None = dataclasses.field(default=None, metadata={"help": "Branch to push to (default main)."})
+    repo_id: str | None = dataclasses.field(
+        default=None, metadata={"help": "The Hub id the card's usage snippet names (default: --push_to_hub)."}
+    )
+    input_sha256: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "Refuse to build unless the input has this sha256 (set in the build-config YAML)."},
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -694,10 +764,40 @@ class PairsBuildArguments(DatasetBuildArguments):
     db_root: str | None = dataclasses.field(
         default=None, metadata={"help": "Databases folder (<db_id>/<db_id>.sqlite), to build pairs from weak records."}
     )
+    drop_gold_suspect: bool = dataclasses.field(
+        default=False, metadata={"help": "Leave out questions the weak records mark gold_suspect (label noise)."}
+    )
+
+
+def build_config_of(args: DatasetBuildArguments) -> dict[str, Any]:
+    """The arguments that determine a build's files (not where they go), with the input's sha256 and `kind`."""
+    config = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name not in _NOT_IN_BUILD_CONFIG}
+    config["repo_id"] = args.repo_id or args.push_to_hub
+    config["input_sha256"] = file_sha256(args.input)
+    return config
 
 
 def build_from_arguments(kind: str, args: DatasetBuildArguments, *, command: str | None = None) -> dict[str, Any]:
-    """Run `build_dataset` with the parsed arguments of a build script."""
+    """Run `build_dataset` with the parsed arguments of a build script, and record them next to the card.
+
+    The dataset repo gets `build_config-<config>.yaml` (`build_config_of`), so `build_<kind>.py --config` on it
+    rebuilds the same files byte for byte (given the same input, checked by its sha256).
+
+    Raises:
+        InputError: the input is missing, or `input_sha256` is set and the input's differs.
+    """
+    from sense_hub.errors import InputError
+
+    if not Path(args.input).is_file():
+        raise InputError(f"--input {args.input}: no such file; pass the records JSONL of the previous stage")
+    build_config = build_config_of(args)
+    if args.input_sha256 and args.input_sha256 != build_config["input_sha256"]:
+        raise InputError(
+            f"--input {args.input}: sha256 {build_config['input_sha256'][:12]}... differs from input_sha256 "
+            f"{args.input_sha256[:12]}... in the build config: this is not the input that built the dataset; "
+            "pass the original input, or drop input_sha256 to build from this one"
+        )
+    card = {"repo_id": build_config["repo_id"]} if build_config["repo_id"] else None
     return build_dataset(
         kind,
         input_path=args.input,
@@ -711,4 +811,7 @@ def build_from_arguments(kind: str, args: DatasetBuildArguments, *, command: str
         preset=getattr(args, "preset", None),
         db_root=getattr(args, "db_root", None),
         command=command,
+        card=card,
+        drop_gold_suspect=getattr(args, "drop_gold_suspect", False),
+        build_config=build_config,
     )

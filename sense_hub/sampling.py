@@ -38,6 +38,9 @@ PREDICTION_COLUMNS = ("question_id", "db_id", "question", "gold", "pred")
 
 _MANIFEST_VERSION = 1
 
+GOLD_SUSPECT_MIN_AGREE = 3
+"""The default fewest samples that must share one wrong result to mark a question `gold_suspect`."""
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Resumable chunked JSONL
@@ -356,10 +359,6 @@ def sample_candidates(
         desc="sampling",
         progress=progress,
     )
-
-
-GOLD_SUSPECT_MIN_AGREE = 3
-"""The default fewest samples that must share one wrong result to mark a question `gold_suspect`."""
 
 
 def gold_suspect(verdicts: Sequence, *, metric: str = "strict", min_agree: int = GOLD_SUSPECT_MIN_AGREE) -> bool:

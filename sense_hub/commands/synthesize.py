@@ -11,9 +11,16 @@ import sys
 from pathlib import Path
 
 from sense_hub.cards import plot_synthesis_statistics
+from sense_hub.contamination import DEFAULT_NGRAM, DEFAULT_THRESHOLD
 from sense_hub.errors import UsageError
 from sense_hub.generation import BACKENDS
-from sense_hub.synthesis import SynthesisStats, synthesis_statistics, synthesize_strong, synthesize_templates
+from sense_hub.synthesis import (
+    SynthesisStats,
+    resume_output,
+    synthesis_statistics,
+    synthesize_strong,
+    synthesize_templates,
+)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +42,27 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (default: 16)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--stats-plot", type=Path, default=None, help="also write the statistics plot (PNG)")
+    group = parser.add_argument_group("contamination (sense_hub.contamination)")
+    group.add_argument(
+        "--decontaminate",
+        default=None,
+        metavar="PATH",
+        help="check the records against a benchmark: its folder (e.g. data/spider), NAME:FOLDER, or a JSON/JSONL "
+        "of question, sql, db_id; counts go to <output stem>.contamination.json and the dataset card",
+    )
+    group.add_argument(
+        "--decontaminate-action",
+        choices=("drop", "flag"),
+        default="drop",
+        help="drop matching records (to the rejected file) or flag them in a `contamination` column (default: drop)",
+    )
+    group.add_argument(
+        "--decontaminate-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="question n-gram overlap at or above which a record matches (default: %(default)s)",
+    )
+    group.add_argument("--decontaminate-ngram", type=int, default=DEFAULT_NGRAM, help="n-gram size (default: 4)")
     group = parser.add_argument_group("templates")
     group.add_argument("--db-root", type=Path, help="folder of <db_id>/<db_id>.sqlite databases")
     group.add_argument("--db-ids", default=None, help="comma-separated db_ids (default: every database)")
@@ -69,6 +97,17 @@ def run_cli(args: argparse.Namespace) -> int:
     from sense_hub.generation import load_generator
 
     stats = SynthesisStats()
+    index = None
+    if args.decontaminate is not None:  # load the benchmark first: a bad PATH fails before any generation
+        from sense_hub.contamination import BenchmarkIndex
+
+        if not 0.0 < args.decontaminate_threshold <= 1.0:
+            raise UsageError(f"--decontaminate-threshold must lie in (0, 1], got {args.decontaminate_threshold}")
+        if args.decontaminate_ngram < 1:
+            raise UsageError(f"--decontaminate-ngram must be at least 1, got {args.decontaminate_ngram}")
+        index = BenchmarkIndex.from_path(
+            args.decontaminate, ngram=args.decontaminate_ngram, threshold=args.decontaminate_threshold
+        )
     if args.strategy == "templates":
         from sense_hub.databases import list_databases
 
@@ -125,9 +164,17 @@ def run_cli(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             stats=stats,
         )
+    contamination = None
+    if index is not None:
+        from sense_hub.synthesis.output import decontaminate_output
+
+        contamination = decontaminate_output(args.output, index, action=args.decontaminate_action)
+        records = resume_output(args.output).records  # what is left (dropped) or rewritten (flagged)
     sys.stdout.write(stats.table() + "\n")
     summary = stats.as_dict()
     summary["records_in_output"] = len(records)
+    if contamination is not None:
+        summary["contamination"] = contamination
     if args.stats_plot:
         summary["stats_plot"] = str(plot_synthesis_statistics(synthesis_statistics(records), args.stats_plot))
     sys.stdout.write(json.dumps(summary) + "\n")

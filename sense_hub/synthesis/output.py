@@ -9,13 +9,14 @@ kept twice.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sense_hub.execution import dedup_key
 from sense_hub.records import JsonlAppender, read_complete_jsonl
 
-__all__ = ["OutputFiles", "normalize_question", "rejected_path", "resume_output"]
+__all__ = ["OutputFiles", "decontaminate_output", "normalize_question", "rejected_path", "resume_output"]
 
 
 def rejected_path(output: Path) -> Path:
@@ -62,3 +63,51 @@ def resume_output(output: Path) -> OutputFiles:
 def open_appenders(output: Path) -> tuple[JsonlAppender, JsonlAppender]:
     """Appenders for the kept records and the rejected samples (each cuts off a torn last line first)."""
     return JsonlAppender(output), JsonlAppender(rejected_path(output))
+
+
+def decontaminate_output(output: Path, index, *, action: str) -> dict:
+    """Check a synthesis output against a benchmark (`contamination.BenchmarkIndex`) and act on the matches.
+
+    `drop` moves contaminated records to the rejected file (reason `contaminated:sql` / `contaminated:question`,
+    so a resumed run does not ask for them again); `flag` rewrites every record with a `contamination` column
+    ("" when clean). The counts (including records dropped by earlier runs on the same output) are written to
+    `contamination.report_path(output)` and returned.
+
+    Args:
+        output: the strong-records JSONL.
+        index: the benchmark's `contamination.BenchmarkIndex`.
+        action: "drop" or "flag".
+    """
+    from sense_hub.contamination import ACTIONS, report_path
+    from sense_hub.records import append_jsonl, write_json, write_jsonl
+
+    if action not in ACTIONS:
+        raise ValueError(f"`action` must be one of {ACTIONS}, got {action!r}")
+    records, _ = read_complete_jsonl(output)
+    rejected, _ = read_complete_jsonl(rejected_path(output))
+    earlier = [r for r in rejected if str(r.get("reason", "")).startswith("contaminated:")]
+    matches = index.scan(records)
+    if action == "drop":
+        kept = [r for r, m in zip(records, matches, strict=True) if m is None]
+        dropped = [
+            {"id": r["id"], "reason": f"contaminated:{m.how}", "message": f"matches {m.item} (overlap {m.overlap})",
+             "question": r["question"], "sql": r["sql"]}
+            for r, m in zip(records, matches, strict=True) if m is not None
+        ]  # fmt: skip
+        if dropped:
+            append_jsonl(rejected_path(output), dropped)
+            write_jsonl(output, kept)
+    else:
+        write_jsonl(
+            output,
+            [{**r, "contamination": m.label() if m else ""} for r, m in zip(records, matches, strict=True)],
+        )
+    report = index.report(matches, action=action)
+    if earlier:
+        by_how = Counter(str(r["reason"]).split(":", 1)[1] for r in earlier)
+        report["checked"] += len(earlier)
+        report["sql_matches"] += by_how["sql"]
+        report["question_matches"] += by_how["question"]
+        report["dropped"] += len(earlier)
+    write_json(report_path(output), report, sort_keys=True)
+    return report
