@@ -97,7 +97,7 @@ def test_labels_and_columns(tiny_db, tmp_path):
         examples(), gen, db_root=tiny_db.parent.parent, n=4, output=out, seed=0, progress=False
     )
     validate_records("weak", records)
-    assert all(list(r) == list(WEAK_COLUMNS) for r in records)
+    assert all(list(r) == [*WEAK_COLUMNS, "gold_suspect"] for r in records)
     by_sql = {r["sql"]: r for r in records}
     assert [r["sample_index"] for r in records] == [0, 1, 2, 3]
     assert by_sql["SELECT count(*) FROM singer"]["correct"] is True
