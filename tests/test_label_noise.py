@@ -34,7 +34,12 @@ def verdicts(db: Path, gold: str, samples: list[str]):
         # only 2 of 5 agree: not enough
         (FRENCH, [OLDER, OLDER_2, COUNT, FRENCH, "SELEC x"], 3, False),
         # 3 of 5 agree, but on the gold result: the gold is confirmed, not suspect
-        (FRENCH, [FRENCH, FRENCH, "SELECT name FROM singer WHERE country = 'France' ORDER BY name", OLDER, OLDER], 3, False),
+        (
+            FRENCH,
+            [FRENCH, FRENCH, "SELECT name FROM singer WHERE country = 'France' ORDER BY name", OLDER, OLDER],
+            3,
+            False,
+        ),
         # 3 of 5 agree on an empty result: wrong filters agree on nothing, no evidence against the gold
         (FRENCH, [NOBODY, NOBODY, NOBODY, OLDER, COUNT], 3, False),
         # 3 agree of 8: more than half (5) are needed
