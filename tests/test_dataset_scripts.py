@@ -227,3 +227,51 @@ def test_script_command_line_pushes_with_hf_endpoint(tmp_path):
         == (tmp_path / "strong" / "default" / "train-00000-of-00001.parquet").read_bytes()
     )
     assert "dataset_scripts/build_strong.py --input" in remote["README.md"].decode()
+
+
+def test_build_config_yaml_on_the_hub_rebuilds_the_repo_byte_for_byte(tmp_path, db_root, monkeypatch):
+    """Build two pairs configs and push; pull each build_config YAML from the Hub; rebuild; compare every byte."""
+    from huggingface_hub import hf_hub_download
+
+    from sense_hub.errors import InputError
+
+    weak = write_jsonl(
+        tmp_path / "weak.jsonl", weak_records(["concert_singer", "concert_singer_2", "concert_singer_3"])
+    )
+    common = ["--input", str(weak), "--db_root", str(db_root), "--output_dir", str(tmp_path / "out")]
+    with HubServer() as server:
+        server.patch_client(monkeypatch, cache_dir=tmp_path / "hf-cache")
+        for preset, extra in (
+            ("grouped-any-limit1", ["--seed", "5"]),
+            ("keep-gold-limit1", ["--validation_fraction", "0.4"]),
+        ):
+            run_script("build_pairs", [*common, "--preset", preset, *extra, "--push_to_hub", "acme/pairs"])
+        remote = server.files("acme/pairs")
+        configs = [c["config_name"] for c in hub.read_card_metadata(tmp_path / "out")["configs"]]
+        pulled = [
+            hf_hub_download("acme/pairs", f"build_config-{name}.yaml", repo_type="dataset", cache_dir=tmp_path / "dl")
+            for name in configs
+        ]
+    assert configs == ["grouped-any-limit1", "keep-gold-limit1"]
+    import yaml
+
+    config = yaml.safe_load((tmp_path / "out" / "build_config-grouped-any-limit1.yaml").read_text())
+    assert "output_dir" not in config and "push_to_hub" not in config  # where it went is not what it is
+    assert config["seed"] == 5 and config["repo_id"] == "acme/pairs" and config["preset"] == "grouped-any-limit1"
+    assert config["input_sha256"] == hub.file_sha256(weak)
+    card = remote["README.md"].decode()
+    assert "python dataset_scripts/build_pairs.py --config build_config-keep-gold-limit1.yaml" in card
+
+    rebuilt = tmp_path / "rebuilt"
+    for path in pulled:  # in the card's config order, as the original was built
+        run_script("build_pairs", ["--config", path, "--output_dir", str(rebuilt)])
+    files = {p.relative_to(rebuilt).as_posix(): p.read_bytes() for p in rebuilt.rglob("*") if p.is_file()}
+    remote.pop(".gitattributes", None)  # the Hub's own file
+    assert sorted(files) == sorted(remote), (sorted(files), sorted(remote))
+    assert [name for name in files if files[name] != remote[name]] == []
+
+    # a changed input is refused by its sha256, before anything is written
+    weak.write_text(weak.read_text().replace("SELECT min(age)", "SELECT max(age)"))
+    with pytest.raises(InputError, match="sha256 .* differs from input_sha256"):
+        run_script("build_pairs", ["--config", pulled[0], "--output_dir", str(tmp_path / "other")])
+    assert not (tmp_path / "other").exists()
