@@ -226,7 +226,9 @@ def test_script_command_line_pushes_with_hf_endpoint(tmp_path):
         remote["default/train-00000-of-00001.parquet"]
         == (tmp_path / "strong" / "default" / "train-00000-of-00001.parquet").read_bytes()
     )
-    assert "dataset_scripts/build_strong.py --input" in remote["README.md"].decode()
+    # the card's command is the one that rebuilds the files, from the YAML pushed next to it
+    assert "dataset_scripts/build_strong.py --config build_config-default.yaml" in remote["README.md"].decode()
+    assert b"private: true" not in remote["build_config-default.yaml"]
 
 
 def test_build_config_yaml_on_the_hub_rebuilds_the_repo_byte_for_byte(tmp_path, db_root, monkeypatch):
