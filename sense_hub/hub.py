@@ -124,9 +124,7 @@ def _write_parquet(records: list[dict], *, kind: str, path: Path) -> None:
 
     from sense_hub.formats import features
 
-    optional = optional_columns(kind, records)
-    records = [{**r, **{name: r.get(name, OPTIONAL_DEFAULTS[name]) for name in optional}} for r in records]
-    table = Dataset.from_list(records, features=features(kind, optional)).data.table
+    table = Dataset.from_list(records, features=features(kind, optional_columns(kind, records))).data.table
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp, compression="snappy", row_group_size=10_000, write_statistics=True)
@@ -770,7 +768,7 @@ class PairsBuildArguments(DatasetBuildArguments):
 
 
 def build_config_of(args: DatasetBuildArguments) -> dict[str, Any]:
-    """The arguments that determine a build's files (not where they go), with the input's sha256 and `kind`."""
+    """The arguments that determine a build's files (not where they go), with `repo_id` and the input's sha256."""
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name not in _NOT_IN_BUILD_CONFIG}
     config["repo_id"] = args.repo_id or args.push_to_hub
     config["input_sha256"] = file_sha256(args.input)
@@ -784,20 +782,20 @@ def build_from_arguments(kind: str, args: DatasetBuildArguments, *, command: str
     rebuilds the same files byte for byte (given the same input, checked by its sha256).
 
     Raises:
-        InputError: the input is missing, or `input_sha256` is set and the input's differs.
+        InputError: `input_sha256` is set and the input's differs.
     """
     from sense_hub.errors import InputError
 
-    if not Path(args.input).is_file():
-        raise InputError(f"--input {args.input}: no such file; pass the records JSONL of the previous stage")
-    build_config = build_config_of(args)
-    if args.input_sha256 and args.input_sha256 != build_config["input_sha256"]:
+    # a missing input gets build_dataset's own error
+    build_config = build_config_of(args) if Path(args.input).is_file() else None
+    if build_config and args.input_sha256 and args.input_sha256 != build_config["input_sha256"]:
         raise InputError(
             f"--input {args.input}: sha256 {build_config['input_sha256'][:12]}... differs from input_sha256 "
             f"{args.input_sha256[:12]}... in the build config: this is not the input that built the dataset; "
             "pass the original input, or drop input_sha256 to build from this one"
         )
-    card = {"repo_id": build_config["repo_id"]} if build_config["repo_id"] else None
+    repo_id = args.repo_id or args.push_to_hub
+    card = {"repo_id": repo_id} if repo_id else None
     return build_dataset(
         kind,
         input_path=args.input,
