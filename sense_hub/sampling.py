@@ -319,7 +319,16 @@ def sample_candidates(
         )
         sqls = [g.sqls for g in generated]
         verdicts = iter(v for g in generated for v in g.verdicts)
-        suspects = [gold_suspect(g.verdicts, metric=metric, min_agree=suspect_min_agree) for g in generated]
+        suspects = [
+            gold_suspect(g.verdicts, metric=metric, min_agree=suspect_min_agree)
+            and gold_suspect(  # only then is the gold run again, to rule out a disagreement in row order alone
+                g.verdicts,
+                metric=metric,
+                min_agree=suspect_min_agree,
+                gold=_gold_result(ex.sql, db_path, metric, timeout),
+            )
+            for g, (ex, db_path) in zip(generated, chunk, strict=True)
+        ]
         records = []
         for (ex, _), cands, suspect in zip(chunk, sqls, suspects, strict=True):
             for k, sql in enumerate(cands):
@@ -361,20 +370,32 @@ def sample_candidates(
     )
 
 
-def gold_suspect(verdicts: Sequence, *, metric: str = "strict", min_agree: int = GOLD_SUSPECT_MIN_AGREE) -> bool:
+def _gold_result(sql: str, db_path: Path, metric: str, timeout: float):
+    from sense_hub.execution import execute
+    from sense_hub.matching import prepare_sql
+
+    return execute(db_path, prepare_sql(sql, metric=metric, role="gold"), timeout=timeout)
+
+
+def gold_suspect(
+    verdicts: Sequence, *, metric: str = "strict", min_agree: int = GOLD_SUSPECT_MIN_AGREE, gold=None
+) -> bool:
     """Label noise: do most of a question's samples agree on one result that is not the gold result?
 
     The samples that executed are grouped by result with `matching.results_match` (rows as bags, like
     `majority_vote`). The question is suspect when one group holds at least `max(min_agree, n // 2 + 1)` of
     the question's `n` samples (so at least `min_agree` and more than half of *all* samples, executable or
-    not), none of the group is correct, its shared result is not empty (many wrong filters agree on no rows)
-    and the gold query itself executed. With n=5 and `min_agree=3`: 3 of 5 samples share a non-empty wrong
-    result. Run `sense-hub sample` with a strong model to have the strong verifier's samples vote.
+    not), none of the group is correct, its shared result is not empty (many wrong filters agree on no rows),
+    the gold query itself executed, and (when `gold` is given) the group's rows are not the gold rows in another
+    order (row order alone never flags: weak models often sort the wrong way). With n=5 and `min_agree=3`: 3 of
+    5 samples share a non-empty wrong result. Run `sense-hub sample` with a strong model to have the strong
+    verifier's samples vote.
 
     Args:
         verdicts: the question's `evaluation.Verdict`s, one per sample (with `pred` results).
         metric: how results are compared ("strict", "spider", "bird").
         min_agree: the fewest agreeing samples (at least 1; 3 by default).
+        gold: the gold query's `execution.ExecutionResult`, to rule out row-order-only disagreements.
 
     Returns:
         True when the gold SQL is suspect.
@@ -396,7 +417,12 @@ def gold_suspect(verdicts: Sequence, *, metric: str = "strict", min_agree: int =
                 break
         else:
             groups.append([v])
-    return any(len(g) >= need and not any(v.correct for v in g) for g in groups)
+    return any(
+        len(g) >= need
+        and not any(v.correct for v in g)
+        and not (gold is not None and results_match(gold, g[0].pred, metric=metric, order_matters=False))
+        for g in groups
+    )
 
 
 def gold_suspect_stats(records: Sequence[Mapping]) -> dict:

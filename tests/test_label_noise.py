@@ -147,3 +147,21 @@ def test_build_pairs_script_drop_gold_suspect_counts_in_card(tmp_path, tiny_db):
     card = (tmp_path / "out" / "README.md").read_text()
     assert "1 `gold_suspect` questions were left out when building" in card
     assert "`drop_gold_suspect`: `True`" in card
+
+
+def test_row_order_alone_never_flags(tmp_path, tiny_db):
+    """Samples that sort the other way agree on the gold rows: the weak model is wrong, not the gold."""
+    from sense_hub.execution import execute
+
+    gold = "SELECT name FROM singer ORDER BY age DESC"
+    samples = ["SELECT name FROM singer ORDER BY age"] * 4 + [COUNT]
+    vs = verdicts(tiny_db, gold, samples)
+    assert not any(v.correct for v in vs[:4])  # strict: ORDER BY in the gold makes order count
+    assert gold_suspect(vs) is True  # without the gold's rows, it looks like a majority on another result
+    assert gold_suspect(vs, gold=execute(tiny_db, gold)) is False
+    examples = [Example(question_id="o-0", db_id="concert_singer", question="Singers, oldest first?", sql=gold)]
+    gen = ScriptedGenerator({"Singers, oldest first?": samples})
+    records = sample_candidates(
+        examples, gen, db_root=tiny_db.parent.parent, n=5, output=tmp_path / "o.jsonl", progress=False
+    )
+    assert {r["gold_suspect"] for r in records} == {False}
