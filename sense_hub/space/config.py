@@ -4,6 +4,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from sense_hub.execution import check_timeout
 from sense_hub.models import REGISTRY, STRONG
 
 logger = logging.getLogger(__name__)
@@ -89,8 +90,7 @@ class SpaceConfig:
     def __post_init__(self):
         if self.max_new_tokens < 1:
             raise ValueError(f"`max_new_tokens` must be at least 1, got {self.max_new_tokens}")
-        if self.timeout <= 0:
-            raise ValueError(f"`timeout` must be positive, got {self.timeout}")
+        check_timeout(self.timeout, name="`timeout` (SENSE_TIMEOUT)")
         if self.max_upload_mb < 1:
             raise ValueError(f"`max_upload_mb` must be at least 1, got {self.max_upload_mb}")
         if self.max_candidates < 1:
