@@ -456,6 +456,10 @@ def _estimate_bytes(rows: list) -> int:
     return sum([len(v) if v.__class__ in _SIZED else 8 for v in chain.from_iterable(rows)])
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
 def _rows_within(chunk: list, max_rows: int, max_bytes: int) -> list:
     """The first rows of `chunk` that fit in `max_rows` rows and `max_bytes` bytes."""
     kept = []
@@ -549,7 +553,7 @@ def _run(
                 rows=tuple(rows),
                 columns=columns,
                 error="too_large",
-                message=f"the result is larger than the cap ({max_rows} rows / {max_bytes} bytes)",
+                message=f"the result is larger than the cap ({max_rows:,} rows / {_size(max_bytes)})",
                 elapsed=elapsed,
                 truncated=True,
             )

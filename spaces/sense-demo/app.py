@@ -11,7 +11,7 @@ The logic lives in `sense_hub.space`.
 
 import logging
 
-from sense_hub.space import SpaceConfig, SQLAssistant, build_demo, launch_options
+from sense_hub.space import SpaceConfig, SQLAssistant, build_demo, serve
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -21,4 +21,4 @@ demo = build_demo(config, assistant=assistant)
 
 if __name__ == "__main__":
     assistant.warm_up()  # load the model once, before the first visitor asks
-    demo.launch(**launch_options(config))
+    serve(demo, config)  # Ctrl-C or SIGTERM: closes the server and deletes every visitor's files
