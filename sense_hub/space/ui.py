@@ -89,10 +89,14 @@ def serve(demo, config: SpaceConfig | None = None) -> None:
     import threading
 
     def _stop(signum, frame):
+        server = getattr(demo, "server", None)
+        if server is not None:  # uvicorn would otherwise wait for open connections (clients' event streams)
+            server.force_exit = True
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
     try:
         demo.launch(**launch_options(config))
     finally:
