@@ -10,6 +10,8 @@ The logic lives in `sense_hub.space`.
 """
 
 import logging
+import os
+import sys
 
 from sense_hub.space import SpaceConfig, SQLAssistant, build_demo, serve
 
@@ -22,3 +24,9 @@ demo = build_demo(config, assistant=assistant)
 if __name__ == "__main__":
     assistant.warm_up()  # load the model once, before the first visitor asks
     serve(demo, config)  # Ctrl-C or SIGTERM: closes the server and deletes every visitor's files
+    # Nothing is left to save; the interpreter's own teardown (torch's thread pools) can take 20 s on a busy CPU,
+    # and a Space that does not exit within its grace period is killed.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
