@@ -243,6 +243,7 @@ def test_no_server_path_in_what_a_visitor_sees(space, tmp_path):
 # ----------------------------------------------------------------------------------------------- shutdown
 
 
+@pytest.mark.slow
 def test_sigterm_closes_the_app_and_leaves_no_visitor_file(tmp_path, tiny_model_dir):
     from gradio_client import Client, handle_file
 
