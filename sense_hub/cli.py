@@ -18,8 +18,10 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
-from sense_hub.errors import SenseHubError
+from sense_hub.errors import SenseHubError, UsageError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -81,14 +83,49 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = parser.parse_args(rest)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return guarded(f"sense-hub {name}", lambda: module.run_cli(args))
+
+
+def guarded(prog: str, run: Callable[[], object]) -> int:
+    """Run `run()` the way every sense-hub entry point does and return its exit status.
+
+    0 on success (or `run()`'s integer result); 2 for a `SenseHubError` (input the user can fix), printed as one
+    line `<prog>: <message>` on stderr, no traceback; 130 on Ctrl-C. Any other exception is a bug and propagates.
+    """
     try:
-        return int(module.run_cli(args) or 0)
+        result = run()
     except KeyboardInterrupt:
-        sys.stderr.write(f"sense-hub {name}: interrupted; finished work is kept, run the same command to resume\n")
+        sys.stderr.write(f"{prog}: interrupted; finished work is kept, run the same command to resume\n")
         return 130
     except SenseHubError as err:  # input the user can fix: one line, no traceback (a bug still shows one)
-        sys.stderr.write(f"sense-hub {name}: {_one_line(err)}\n")
+        sys.stderr.write(f"{prog}: {_one_line(err)}\n")
         return 2
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def run_script(prog: str, main: Callable[..., object], make_parser: Callable[[], Any]) -> int:
+    """The body of a `dataset_scripts/*.py` or `recipes/*.py` entry point, with the CLI's error handling.
+
+    Parses the arguments with `make_parser().parse_args_and_config()` (a `TrlParser`), calls `main(*parsed)` and
+    returns the exit status (see `guarded`). A `ValueError` raised while parsing (a dataclass `__post_init__` check,
+    a config value of the wrong type) is the user's to fix, so it is reported the same way.
+
+    Usage:
+        if __name__ == "__main__":
+            sys.exit(run_script("build_pairs.py", main, make_parser))
+    """
+
+    def run() -> object:
+        try:
+            parsed = make_parser().parse_args_and_config()
+        except SenseHubError:
+            raise
+        except (ValueError, TypeError) as err:
+            raise UsageError(str(err)) from err
+        main(*parsed)
+        return 0
+
+    return guarded(prog, run)
 
 
 def _one_line(err: BaseException) -> str:

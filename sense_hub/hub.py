@@ -608,7 +608,9 @@ def build_dataset(
         raise ValueError(f"{input_path}: no records")
     card = dict(card or {})
     parameters = dict(card.get("parameters", {}))
-    if kind == "pairs" and detect_kind(records[0]) == "weak":
+    found = detect_kind(records[0])
+    # with --preset, records that are not pairs are meant as weak records (so a missing weak field is named)
+    if kind == "pairs" and (found == "weak" or (preset is not None and found != "pairs")):
         if preset is None:
             raise ValueError(f"{input_path} holds weak records: pass --preset (a pairs preset) to build pairs")
         if db_root is None:
