@@ -286,7 +286,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Quickstar
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-            raise UsageError(f"{place}: not valid YAML ({err.problem or err.context}); fix the YAML syntax") from err
+            problem = err.problem or err.context
+            if err.context and err.context_mark and err.problem:
+                problem = f"{err.context} at line {err.context_mark.line + 1}: {err.problem}"
+            raise UsageError(f"{place}: not valid YAML ({problem}); fix the YAML syntax") from err
         except yaml.YAMLError as err:
             raise UsageError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
         if not isinstance(loaded, dict):
