@@ -94,3 +94,60 @@ def test_config_errors_name_the_key_and_the_fix(tmp_path):
         QuickstartConfig(cdpo_epsilon=0.7)
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         load_config(tmp_path / "missing.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ('weak_samples: "four"\n', r"bad\.yaml:1: `weak_samples` must be an integer, got 'four'"),
+        (
+            "seed: 0\ndb_ids: concert_singer\n",
+            r"bad\.yaml:2: `db_ids` must be a list of strings or null \(a YAML list",
+        ),
+        ("sft_steps: many\n", r"bad\.yaml:1: `sft_steps` must be an integer, got 'many'"),
+        ("sft_steps: 2.5\n", r"`sft_steps` must be an integer, got 2\.5"),
+        ("private: 1\n", r"`private` must be true or false, got 1"),
+        ("weak_temperature: .inf\n", r"`weak_temperature` must be a number, got inf"),
+        ("eval_db_ids: [a, 3]\n", r"`eval_db_ids` must be a list of strings or null, got \['a', 3\]"),
+        ("validation_fraction: 1.0\n", r"bad\.yaml:1: `validation_fraction` must lie in \[0, 1\)"),
+        ("weak_questions: 0\n", r"`weak_questions` must be at least 1, got 0"),
+        ("model: [embedded\n", r"bad\.yaml:2:1: not valid YAML"),
+        ("- a\n- b\n", r"expected a mapping of QuickstartConfig fields, got list"),
+    ],
+)
+def test_config_values_are_checked_before_any_work(tmp_path, yaml_text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml_text)
+    with pytest.raises(ValueError, match=message):
+        load_config(bad, {"output_dir": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_values_take_the_field_types(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("sft_learning_rate: 1e-4\ncdpo_beta: 1\ndb_ids: [a, b]\neval_db_ids: [b]\nverifier_model: null\n")
+    config = load_config(good, {"model": "other"})
+    assert config.sft_learning_rate == 1e-4 and isinstance(config.cdpo_beta, float)  # YAML 1.1 reads 1e-4 as text
+    assert config.db_ids == ["a", "b"] and config.verifier_model is None and config.model == "other"
+    with pytest.raises(ValueError, match=r"`weak_samples` must be an integer, got '4'"):
+        QuickstartConfig(weak_samples="4")
+
+
+def test_a_missing_embedded_model_fails_before_the_first_stage(tmp_path, capsys, monkeypatch):
+    """The verifier is needed by the second stage: a missing package is named before the first one starts."""
+    import dataclasses
+
+    from sense_hub import models
+
+    qwen = models.REGISTRY["qwen2.5-coder-1.5b"]
+    first = dataclasses.replace(qwen.parts[0], package="sense-absent-part1", module="sense_absent_part1")
+    monkeypatch.setitem(
+        models.REGISTRY, "qwen2.5-coder-1.5b", dataclasses.replace(qwen, parts=(first, *qwen.parts[1:]))
+    )
+    out = tmp_path / "out"
+    config = tmp_path / "q.yaml"
+    config.write_text("verifier_model: embedded:qwen2.5-coder-1.5b\n")
+    assert main(["quickstart", "--output-dir", str(out), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "qwen2.5-coder-1.5b needs sense-absent-part1, not installed" in err and err.count("\n") == 1, err
+    assert not (out / "databases").exists()
