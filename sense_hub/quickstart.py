@@ -344,6 +344,10 @@ class Layout:
     def report(self) -> Path:
         return self.root / "report.json"
 
+    @property
+    def log(self) -> Path:
+        return self.root / "quickstart.log"
+
 
 class State:
     """Which stages finished (with their summaries), persisted after every stage."""
@@ -801,22 +805,32 @@ class Pipeline:
                         part_paths(get_model(model))
 
     def run(self, *, console=None) -> dict[str, Any]:
+        """Run the stages still to do: one line per stage on the terminal (stderr), then the summary table.
+
+        Library warnings, training metrics and the libraries' progress bars go to `DIR/quickstart.log`
+        (`terminal.capture_to_log`), whose path is printed after the table.
+        """
         from rich.console import Console
 
-        console = console or Console(stderr=True)
+        from sense_hub.terminal import capture_to_log
+
         self.check_models()
-        for index, name in enumerate(STAGES, 1):
-            if name in self.state.done:
-                console.print(f"[dim][{index}/{len(STAGES)}] {name}: done earlier, skipped[/dim]")
-                continue
-            console.print(f"[bold][{index}/{len(STAGES)}] {name}[/bold]")
-            start = time.perf_counter()
-            stage: Callable[[], dict[str, Any]] = getattr(self, f"stage_{name}")
-            summary = stage()
-            summary["seconds"] = round(time.perf_counter() - start, 1)
-            self.state.done[name] = summary
-            self.state.save()
-        console.print(summary_table(self.state.done))
+        with capture_to_log(self.layout.log) as terminal:
+            console = console or Console(file=terminal.stream, highlight=False)
+            for index, name in enumerate(STAGES, 1):
+                if name in self.state.done:
+                    console.print(f"[dim][{index}/{len(STAGES)}] {name}: done earlier, skipped[/dim]")
+                    continue
+                with terminal.stage(f"[{index}/{len(STAGES)}] {name}"):
+                    start = time.perf_counter()
+                    stage: Callable[[], dict[str, Any]] = getattr(self, f"stage_{name}")
+                    summary = stage()
+                    summary["seconds"] = round(time.perf_counter() - start, 1)
+                self.state.done[name] = summary
+                self.state.save()
+            console.print(summary_table(self.state.done))
+        if self.layout.log.exists():
+            console.print(f"Warnings, training logs and progress bars: {self.layout.log}", highlight=False)
         return self.state.done
 
 
