@@ -19,6 +19,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sense_hub.errors import SenseHubError, UsageError
@@ -83,7 +84,54 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = parser.parse_args(rest)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    return guarded(f"sense-hub {name}", lambda: module.run_cli(args))
+    return guarded(f"sense-hub {name}", lambda: _run_logged(name, module, args))
+
+
+def _run_logged(name: str, module, args: argparse.Namespace) -> object:
+    """Run a command; a long one shows one line on the terminal and writes the rest to a log beside its output."""
+    log_path = log_file_for(name, args)
+    if log_path is None:
+        return module.run_cli(args)
+    from sense_hub.terminal import capture_to_log
+
+    with capture_to_log(log_path) as terminal, terminal.stage(f"sense-hub {name}", live_only=True):
+        result = module.run_cli(args)
+    if log_path.exists():
+        sys.stderr.write(f"sense-hub {name}: warnings, library logs and progress bars: {log_path}\n")
+    return result
+
+
+def log_file_for(name: str, args: argparse.Namespace) -> Path | None:
+    """The log file of a long command (`sample`, `predict`, `synthesize`, `spft`), in its output folder, or None.
+
+    `--output weak.jsonl` logs to `weak.log`; `spft` logs to `<output_dir>/spft.log`. The quickstart opens its own
+    (`DIR/quickstart.log`) once its config is read.
+    """
+    if name in ("sample", "predict", "synthesize") and getattr(args, "output", None):
+        output = Path(args.output)
+        return output.with_name(output.name + ".log") if output.suffix == ".log" else output.with_suffix(".log")
+    if name == "spft":
+        output_dir = _option_value(getattr(args, "extra", []), "--output_dir")
+        if output_dir is None and getattr(args, "config", None) and Path(args.config).is_file():
+            import yaml
+
+            try:
+                config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError):
+                return None  # the command itself reports the broken file
+            output_dir = config.get("output_dir") if isinstance(config, dict) else None
+        return Path(str(output_dir)) / "spft.log" if output_dir else None
+    return None
+
+
+def _option_value(argv: list[str], option: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg in (option, option.replace("_", "-")) and i + 1 < len(argv):
+            return argv[i + 1]
+        for spelling in (option, option.replace("_", "-")):
+            if arg.startswith(spelling + "="):
+                return arg.split("=", 1)[1]
+    return None
 
 
 def guarded(prog: str, run: Callable[[], object]) -> int:

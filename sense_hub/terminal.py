@@ -45,11 +45,17 @@ class Terminal:
         self.stream.flush()
 
     @contextmanager
-    def stage(self, label: str) -> Iterator[None]:
-        """One line for a stage: printed when it starts; on a terminal, kept up to date and ended with its time."""
+    def stage(self, label: str, *, live_only: bool = False) -> Iterator[None]:
+        """One line for a stage: printed when it starts; on a terminal, kept up to date and ended with its time.
+
+        Args:
+            label: the stage's name as shown (`[3/12] weak`).
+            live_only: print nothing when the stream is not a terminal (a command whose output is its result).
+        """
         start = time.perf_counter()
         if not self.live:
-            self.line(label)
+            if not live_only:
+                self.line(label)
             yield
             return
         stop = threading.Event()
