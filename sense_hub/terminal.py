@@ -17,6 +17,7 @@ removed (a run that stopped on bad input leaves nothing behind).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Terminal", "capture_to_log"]
+__all__ = ["Terminal", "capture_to_log", "run_log_path"]
 
 _CLEAR = "\r\x1b[2K"
 
@@ -80,6 +81,12 @@ class Terminal:
             ticker.join()
             self.stream.write(f"{_CLEAR}{label}  {outcome} in {time.perf_counter() - start:.1f} s\n")
             self.stream.flush()
+
+
+def run_log_path(output_dir: str | Path, name: str) -> Path:
+    """`<output_dir>/<name>.log`; other processes of a distributed run (`RANK` > 0) get `<name>.rank<N>.log`."""
+    rank = os.environ.get("RANK", "0")
+    return Path(output_dir) / (f"{name}.log" if rank in ("", "0") else f"{name}.rank{rank}.log")
 
 
 def _active_bar() -> str:

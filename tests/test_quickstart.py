@@ -1,12 +1,18 @@
 """The main job end to end with the tiny model: the output contract of ARCHITECTURE.md, resume, config errors."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from sense_hub.cli import main
 from sense_hub.quickstart import STAGES, QuickstartConfig, load_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +36,17 @@ def quickstart_run(tmp_path_factory, tiny_model_dir):
             }
         )
     )
-    assert main(["quickstart", "--output-dir", str(out), "--config", str(config)]) == 0
+    # the real command in a fresh interpreter, as `make demo` runs it: its terminal output is checked below
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sense_hub.cli", "quickstart", "--output-dir", str(out), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    (out.parent / "terminal.txt").write_text(proc.stdout + "\n----\n" + proc.stderr, encoding="utf-8")
     return out, config
 
 
@@ -67,6 +83,26 @@ def test_quickstart_writes_the_contracted_layout(quickstart_run, tmp_path):
         card = ModelCard.load(folder / "README.md")
         assert card.data.eval_results[0].metric_type == "execution_accuracy"
         AutoModelForCausalLM.from_pretrained(folder)
+
+
+def test_quickstart_terminal_shows_stage_lines_and_the_table_and_logs_the_rest(quickstart_run):
+    """Library warnings, nested tqdm bars and TRL's per-step dicts go to DIR/quickstart.log, not the terminal."""
+    out, _ = quickstart_run
+    stdout, stderr = (out.parent / "terminal.txt").read_text(encoding="utf-8").split("\n----\n")
+    assert json.loads(stdout.strip().splitlines()[-1])["output_dir"] == str(out)
+    assert stdout.count("\n") == 1, stdout  # the result line only: no {'loss': ...} dicts
+    lines = stderr.splitlines()
+    assert [line for line in lines if line.startswith("[")] == [
+        f"[{i}/{len(STAGES)}] {n}" for i, n in enumerate(STAGES, 1)
+    ]
+    assert "sense-hub quickstart" in stderr and "eval_cdpo" in stderr  # the final table still prints
+    assert lines[-1] == f"Warnings, training logs and progress bars: {out / 'quickstart.log'}"
+    for noise in ("Warning", "%|", "it/s", "examples/s", "'loss'", '"loss"', "Traceback"):
+        assert noise not in stderr, noise
+    log = (out / "quickstart.log").read_text(encoding="utf-8")
+    assert "sense_hub.training: step 1: {" in log and '"loss"' in log  # TRL's per-step metrics
+    assert "Tokenizing train dataset" in log and "%|" in log  # the libraries' bars
+    assert "FutureWarning" in log  # transformers' deprecation warnings
 
 
 def test_quickstart_rerun_resumes_without_redoing_stages(quickstart_run, capsys):
