@@ -829,8 +829,8 @@ class Pipeline:
                 self.state.done[name] = summary
                 self.state.save()
             console.print(summary_table(self.state.done))
-        if self.layout.log.exists():
-            console.print(f"Warnings, training logs and progress bars: {self.layout.log}", highlight=False)
+        if self.layout.log.exists():  # a plain line: rich would wrap a long path
+            terminal.line(f"Warnings, training logs and progress bars: {self.layout.log}")
         return self.state.done
 
 
