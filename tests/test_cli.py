@@ -112,3 +112,19 @@ def test_errors_subclass_their_builtins():
         assert issubclass(cls, SenseHubError)
     assert issubclass(errors.MissingFileError, FileNotFoundError)
     assert issubclass(errors.RecordError, ValueError) and issubclass(errors.GenerationError, RuntimeError)
+
+
+def test_a_long_command_logs_bars_and_library_output_beside_its_output(tmp_path, capsys, tiny_model_dir):
+    from conftest import make_tiny_db
+
+    make_tiny_db(tmp_path / "dbs" / "concert_singer" / "concert_singer.sqlite")
+    question = {"question": "How many singers?", "sql": "SELECT count(*) FROM singer", "db_id": "concert_singer"}
+    (tmp_path / "q.jsonl").write_text(json.dumps(question) + "\n", encoding="utf-8")
+    argv = ["sample", "--input", str(tmp_path / "q.jsonl"), "--db-root", str(tmp_path / "dbs")]
+    argv += ["--model", str(tiny_model_dir), "-n", "2", "--max-new-tokens", "4", "--output", str(tmp_path / "w.jsonl")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["candidates"] == 2
+    # not a terminal: no stage line, no bar; only where the rest went
+    assert captured.err == f"sense-hub sample: warnings, library logs and progress bars: {tmp_path / 'w.log'}\n"
+    assert "sampling: 100%" in (tmp_path / "w.log").read_text(encoding="utf-8")
