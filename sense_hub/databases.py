@@ -6,7 +6,6 @@ test-suite databases of Spider's official evaluator), which `sibling_databases` 
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sense_hub.errors import DatabaseError
+from sense_hub.records import read_csv_rows
 
 __all__ = [
     "Column",
@@ -315,8 +315,7 @@ def import_csv(csv_paths: list[str | Path] | str | Path, out_path: str | Path) -
     for p in paths:
         if not p.is_file():
             raise DatabaseError(f"CSV file not found: {p}")
-        with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            rows = list(csv.reader(f))
+        rows = read_csv_rows(p, error=DatabaseError)  # an unclosed quote names its line
         if not rows or not rows[0]:
             raise DatabaseError(f"CSV file {p} is empty: the first row must be a header")
         header = [_identifier(h, fallback=f"column_{i + 1}") for i, h in enumerate(rows[0])]
