@@ -64,7 +64,25 @@ PAIRS_COLUMNS: dict[str, type | tuple[type, ...]] = {
 REWARD_COLUMN = "reward"
 SPFT_COLUMNS: dict[str, type | tuple[type, ...]] = {**PAIRS_COLUMNS, REWARD_COLUMN: float}
 
-COLUMNS = {"strong": STRONG_COLUMNS, "weak": WEAK_COLUMNS, "pairs": PAIRS_COLUMNS, "spft": SPFT_COLUMNS}
+# Judged benchmark predictions (`sense-hub eval --push-to-hub`, dataset_scripts/build_predictions.py): one row per
+# question, the model's SQL and its verdict.
+PREDICTIONS_COLUMNS: dict[str, type | tuple[type, ...]] = {
+    "question_id": str,
+    "db_id": str,
+    "question": str,  # "" when the predictions file had none (Spider-style text files)
+    "gold": str,
+    "pred": str,
+    "correct": bool,  # the prediction's result equals the gold result under the card's metric
+    "error": (str, type(None)),  # None when both executed; else the execution error kind (see evaluation.Verdict)
+}
+
+COLUMNS = {
+    "strong": STRONG_COLUMNS,
+    "weak": WEAK_COLUMNS,
+    "pairs": PAIRS_COLUMNS,
+    "spft": SPFT_COLUMNS,
+    "predictions": PREDICTIONS_COLUMNS,
+}
 
 
 def validate_record(kind: str, record: Mapping[str, Any], *, where: str = "record") -> dict[str, Any]:
@@ -118,6 +136,7 @@ def features(kind: str):
             "chosen": message,
             "rejected": message,
         },
+        "predictions": {**{name: Value("string") for name in PREDICTIONS_COLUMNS}, "correct": Value("bool")},
     }
     if kind not in spec:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(spec)}")

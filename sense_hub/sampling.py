@@ -374,6 +374,49 @@ def weak_stats(records: Sequence[dict]) -> dict:
 # predict
 # ---------------------------------------------------------------------------------------------------------------
 
+BUDGET_DESCRIPTIONS = {
+    "greedy": "one greedy (temperature 0) answer per question",
+    "sample": "one sampled answer per question",
+    "maj": "the execution-majority vote over N samples (self-consistency)",
+    "pass": "any of N samples correct (an oracle upper bound, not a system)",
+}
+
+
+def budget(kind: str, n: int = 1) -> dict:
+    """How an answer was chosen and from how many samples: `{"name", "description", "samples_per_question"}`.
+
+    Names: `greedy`, `sample@1`, `maj@N`, `pass@N`. Summaries and cards label every score with one, so a
+    self-consistency number never shows under the greedy name or the other way round.
+    """
+    if kind == "greedy":
+        return {"name": "greedy", "description": BUDGET_DESCRIPTIONS["greedy"], "samples_per_question": 1}
+    if kind not in BUDGET_DESCRIPTIONS:
+        raise ValueError(f"unknown budget {kind!r}; expected one of {sorted(BUDGET_DESCRIPTIONS)}")
+    return {"name": f"{kind}@{n}", "description": BUDGET_DESCRIPTIONS[kind], "samples_per_question": n}
+
+
+def run_info(output: str | Path) -> dict | None:
+    """What `predict` recorded about a predictions file (its manifest): model, decoding settings, the budget of `pred`.
+
+    Returns:
+        `{"model", "decoding", "budget"}`, or None when `output` has no predictions manifest.
+    """
+    path = manifest_path(output)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "predictions":
+        return None
+    n = int(manifest.get("n", 1))
+    temperature = manifest.get("temperature")
+    if n > 1:
+        chosen = budget("maj", n)
+    else:
+        chosen = budget("greedy") if not temperature else budget("sample", 1)
+    decoding = {k: manifest[k] for k in ("n", "temperature", "top_p", "max_new_tokens", "seed") if k in manifest}
+    return {"model": manifest.get("generator"), "decoding": decoding, "budget": chosen}
+
 
 def majority_vote(results: Sequence, *, metric: str = "spider") -> tuple[int, int]:
     """Self-consistency: the candidate whose execution result the most candidates share.
