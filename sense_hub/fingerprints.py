@@ -205,8 +205,9 @@ def read_expected_fingerprints(path: str | Path) -> dict[str, Any]:
     """The fingerprints recorded in a `sense-hub eval` summary (the whole stdout works too) or a model card.
 
     Args:
-        path: a JSON file (the summary `sense-hub eval` prints last) or a model card README.md whose
-            `model-index` results carry `dataset.args.fingerprints`.
+        path: a JSON file (the summary `sense-hub eval` prints last, or a predictions dataset's
+            `<config>/build_info.json`) or a model card README.md whose `model-index` results carry
+            `dataset.args.fingerprints`.
 
     Returns:
         The `fingerprints` block (at least `databases`: name -> sha256).
@@ -236,6 +237,8 @@ def read_expected_fingerprints(path: str | Path) -> dict[str, Any]:
         except ValueError:
             continue
         if isinstance(data, dict):
+            if isinstance(data.get("summary"), dict):  # a predictions dataset's build_info.json
+                data = data["summary"]
             block = data.get("fingerprints", data)
             if isinstance(block, dict) and isinstance(block.get("databases"), dict):
                 return block

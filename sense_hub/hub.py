@@ -191,6 +191,7 @@ def write_dataset_repo(
     card: Mapping[str, Any] | None = None,
     source: str = "records",
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    db_root: str | Path | None = None,
 ) -> Path:
     """Write (or update one config of) a Hub dataset repo folder.
 
@@ -205,6 +206,8 @@ def write_dataset_repo(
             and optionally `pretty_name`, `license`, `repo_id` (used in the card's usage snippet).
         source: how to name the records in validation errors (e.g. the input file's path).
         max_shard_bytes: a split larger than this (as JSON) is written as several parquet shards.
+        db_root: the databases folder (`<db_id>/<db_id>.sqlite`); the sha256 of each database the records refer
+            to goes in the card and `build_info.json` (`provenance.databases`; `sense_hub.fingerprints`).
 
     Returns:
         `out_dir`.
@@ -245,10 +248,13 @@ def write_dataset_repo(
         for shard, path in zip(shards, paths, strict=True):
             _write_parquet(shard, kind=kind, path=out_dir / path)
         data_files.append({"split": split, "path": paths[0] if len(paths) == 1 else paths})
+    provenance = _provenance(card, rows)
+    if db_root is not None:
+        provenance["databases"] = record_database_fingerprints(rows, db_root=db_root)
     build_info = {
         "kind": kind,
         "config_name": config_name,
-        "provenance": _provenance(card, rows),
+        "provenance": provenance,
         "split": {"by": "db_id", "validation_fraction": validation_fraction, "seed": seed},
     }
     (config_dir / BUILD_INFO).write_text(
@@ -268,6 +274,20 @@ def write_dataset_repo(
         len(splits["validation"]),
     )
     return out_dir
+
+
+def record_database_fingerprints(records: Iterable[Mapping[str, Any]], *, db_root: str | Path) -> dict[str, str]:
+    """sha256 of `<db_root>/<db_id>/<db_id>.sqlite` for every `db_id` the records name that exists there.
+
+    Keys are the paths relative to `db_root` (what `sense-hub eval` summaries use). LLM-made domains whose
+    database is only a schema in the record have no file and are left out.
+    """
+    from sense_hub.fingerprints import database_fingerprints
+
+    root = Path(db_root)
+    db_ids = sorted({str(r.get("db_id", "")) for r in records} - {""})
+    paths = [root / db_id / f"{db_id}.sqlite" for db_id in db_ids if "/" not in db_id and db_id not in (".", "..")]
+    return database_fingerprints(paths, root=root)
 
 
 def write_dataset_card(
@@ -590,7 +610,8 @@ def build_dataset(
         push_to_hub: `ORG/NAME` to push to after writing.
         private, revision: see `push_dataset_repo`.
         preset: a `sense_hub.pairs.PRESETS` name (pairs from weak records only).
-        db_root: the databases folder (`<db_id>/<db_id>.sqlite`), needed to build pairs' prompts.
+        db_root: the databases folder (`<db_id>/<db_id>.sqlite`), needed to build pairs' prompts; the sha256
+            of the databases the records refer to go in the card.
         command: the command line recorded in the card (default: this process's argv).
         card: extra card fields (`models`, `source`, `parameters`, `pretty_name`, `license`).
 
@@ -641,6 +662,7 @@ def build_dataset(
         seed=seed,
         card=card,
         source=str(input_path),
+        db_root=db_root,
     )
     commit = None
     if push_to_hub is not None:
@@ -664,6 +686,11 @@ class DatasetBuildArguments:
     push_to_hub: str | None = dataclasses.field(default=None, metadata={"help": "ORG/NAME to push the folder to."})
     private: bool = dataclasses.field(default=False, metadata={"help": "Create the Hub repo private."})
     revision: str | None = dataclasses.field(default=None, metadata={"help": "Branch to push to (default main)."})
+    db_root: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "Databases folder (<db_id>/<db_id>.sqlite): the sha256 of each one the records use go in "
+        "the card."},
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.validation_fraction < 1.0:
