@@ -27,7 +27,9 @@ class PredictionsBuildArguments:
     input: str = dataclasses.field(metadata={"help": "The judged rows JSONL (`sense-hub eval --output`)."})
     output_dir: str = dataclasses.field(metadata={"help": "The dataset repo folder to write (other configs kept)."})
     benchmark: str = dataclasses.field(metadata={"help": "The benchmark's name, e.g. spider (names the config)."})
-    split: str = dataclasses.field(default="dev", metadata={"help": "The benchmark split, e.g. dev (names the config)."})
+    split: str = dataclasses.field(
+        default="dev", metadata={"help": "The benchmark split, e.g. dev (names the config)."}
+    )
     summary: str | None = dataclasses.field(
         default=None, metadata={"help": "The `sense-hub eval` summary JSON: score, run and fingerprints for the card."}
     )

@@ -549,7 +549,9 @@ def predictions_card(
         configs=configs,
         **extra,
     )
-    columns = [{**row, "help": PREDICTIONS_COLUMN_HELP.get(row["name"], row["help"])} for row in _column_rows("predictions")]
+    columns = [
+        {**row, "help": PREDICTIONS_COLUMN_HELP.get(row["name"], row["help"])} for row in _column_rows("predictions")
+    ]
     card = DatasetCard.from_template(
         card_data,
         template_path=str(PREDICTIONS_CARD_TEMPLATE),

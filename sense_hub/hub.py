@@ -688,8 +688,9 @@ class DatasetBuildArguments:
     revision: str | None = dataclasses.field(default=None, metadata={"help": "Branch to push to (default main)."})
     db_root: str | None = dataclasses.field(
         default=None,
-        metadata={"help": "Databases folder (<db_id>/<db_id>.sqlite): the sha256 of each one the records use go in "
-        "the card."},
+        metadata={
+            "help": "Databases folder (<db_id>/<db_id>.sqlite): the sha256 of each one the records use go in the card."
+        },
     )
 
     def __post_init__(self):
@@ -894,7 +895,13 @@ def build_predictions(
     if model is not None:
         info["model"] = model
     write_predictions_repo(
-        rows, out_dir=output_dir, benchmark=benchmark, split=split, info=info, repo_id=push_to_hub, source=str(input_path)
+        rows,
+        out_dir=output_dir,
+        benchmark=benchmark,
+        split=split,
+        info=info,
+        repo_id=push_to_hub,
+        source=str(input_path),
     )
     commit = None
     if push_to_hub is not None:

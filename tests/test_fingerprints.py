@@ -243,9 +243,10 @@ def test_allow_changed_databases_scores_and_says_so(bench, capsys):
     assert "warning" in err and "music/music.sqlite" in err and "scoring anyway" in err
     assert summary["fingerprint_check"]["changed"] == ["music/music.sqlite"]
     assert summary["fingerprint_check"]["allowed_changed_databases"] is True
-    assert summary["fingerprints"]["databases"]["music/music.sqlite"] != first["fingerprints"]["databases"][
-        "music/music.sqlite"
-    ]
+    assert (
+        summary["fingerprints"]["databases"]["music/music.sqlite"]
+        != first["fingerprints"]["databases"]["music/music.sqlite"]
+    )
 
 
 def test_a_database_missing_now_is_refused(bench, capsys):

@@ -400,7 +400,9 @@ def test_dataset_card_records_the_fingerprints_of_the_databases_used(tmp_path):
     make_tiny_db(root / "db_1" / "db_1.sqlite")
     make_tiny_db(root / "unused" / "unused.sqlite")
     records = [make_weak(i, f"db_{i % 3}") for i in range(6)]  # db_2 has no file (e.g. an LLM-made domain)
-    out = hub.write_dataset_repo(records, kind="weak", out_dir=tmp_path / "weak", validation_fraction=0.0, db_root=root)
+    out = hub.write_dataset_repo(
+        records, kind="weak", out_dir=tmp_path / "weak", validation_fraction=0.0, db_root=root
+    )
     info = json.loads((out / "default" / hub.BUILD_INFO).read_text())
     expected = {
         f"db_{i}/db_{i}.sqlite": hashlib.sha256((root / f"db_{i}" / f"db_{i}.sqlite").read_bytes()).hexdigest()

@@ -188,7 +188,9 @@ def _check_push_arguments(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise UsageError(f"--push-to-hub: {err}") from err
     if not args.benchmark:
-        raise UsageError("--push-to-hub needs --benchmark NAME (e.g. spider): the dataset has one config per benchmark")
+        raise UsageError(
+            "--push-to-hub needs --benchmark NAME (e.g. spider): the dataset has one config per benchmark"
+        )
     if not _SPLIT_NAME.match(args.split) or not _SPLIT_NAME.match(args.benchmark.replace("-", "_")):
         raise UsageError(
             f"--benchmark {args.benchmark!r} / --split {args.split!r}: use letters, digits and '_' (e.g. spider, dev)"
