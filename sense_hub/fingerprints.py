@@ -171,7 +171,8 @@ def database_fingerprints(
 ) -> dict[str, str]:
     """The sha256 of each existing database file, keyed by its path relative to `root` (POSIX form, sorted).
 
-    Files that do not exist are left out (the evaluation reports them as `missing_db`).
+    Files that do not exist or cannot be read are left out (the evaluation reports them as `missing_db` or as
+    failed queries).
     """
     cache = cache if cache is not None else FingerprintCache()
     root = Path(root)
@@ -183,7 +184,10 @@ def database_fingerprints(
             name = path.relative_to(root).as_posix()
         except ValueError:
             name = path.as_posix()
-        out[name] = cache.sha256(path)
+        try:
+            out[name] = cache.sha256(path)
+        except OSError as err:  # unreadable: left out like a missing file (its queries fail the same way)
+            logger.warning("cannot fingerprint %s (%s); it is left out of the fingerprints", path, err)
     return dict(sorted(out.items()))
 
 

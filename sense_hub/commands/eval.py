@@ -25,7 +25,6 @@ from sense_hub.fingerprints import (
     sha256_file,
 )
 from sense_hub.matching import METRICS
-from sense_hub.sampling import run_info
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +155,8 @@ def run_cli(args: argparse.Namespace) -> int:
                 f.write(b"".join(_json_line(row) for row in rows))
         except OSError as e:
             raise UsageError(f"cannot write --output {args.output}: {e}") from e
+    from sense_hub.sampling import run_info
+
     summary = summarize(verdicts, metric=args.metric)
     run = run_info(args.predictions) or {}
     if args.model is not None:
