@@ -105,7 +105,8 @@ def main() -> None:
         n_files = len(json.loads(cache_file.read_text())["entries"])
         print(
             f"\nSpider dev, 8 published systems: {len(records)} pairs over {len(set(gold[i][1] for i in keep))} "
-            f"databases, {correct.pop()} correct; {n_files} files fingerprinted (best of {args.repeat})"
+            f"databases, {correct.pop()} correct; {n_files} files fingerprinted (databases + the predictions file; "
+            f"best of {args.repeat}; CPU s of this process, execution workers not counted)"
         )
         print(f"  {'':38s}  wall s   CPU s   files hashed   wall vs. without")
         base_wall = min(runs["without"])[0]
