@@ -104,7 +104,7 @@ def main() -> None:
         assert len(correct) == 1, correct
         n_files = len(json.loads(cache_file.read_text())["entries"])
         print(
-            f"\nSpider dev, 8 published systems: {len(records)} pairs over {len(set(gold[i][1] for i in keep))} "
+            f"\nSpider dev, 8 published systems: {len(records)} pairs over {len({gold[i][1] for i in keep})} "
             f"databases, {correct.pop()} correct; {n_files} files fingerprinted (databases + the predictions file; "
             f"best of {args.repeat}; CPU s of this process, execution workers not counted)"
         )
