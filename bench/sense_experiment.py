@@ -100,7 +100,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     t.add_argument("--spft-rounds", type=int, default=2)
     t.add_argument("--spft-steps", type=int, default=20, help="optimizer steps per SPFT round")
     t.add_argument("--spft-eval-size", type=int, default=40, help="training questions SPFT holds out to pick a round")
-    t.add_argument("--grpo-steps", type=int, default=60)
+    t.add_argument("--grpo-steps", type=int, default=60, help="GRPO optimizer steps at most")
+    t.add_argument("--grpo-minutes", type=float, default=30.0, help="GRPO training budget (max_train_minutes)")
     t.add_argument("--epsilon", type=float, default=0.1, help="cDPO label-noise epsilon")
     t.add_argument("--seed", type=int, default=42)
     s = p.add_argument_group("scoring")
@@ -490,10 +491,18 @@ class Experiment:
                     dataset_name=self.need(human, "split"),
                     db_root=self.db_root,
                     max_steps=a.grpo_steps,
+                    max_train_minutes=a.grpo_minutes,
                     **common,
                 ),
             )
-            return {"steps": a.grpo_steps, **_losses(self.models / arm)}
+            results = json.loads((self.models / arm / "grpo_results.json").read_text())
+            return {
+                "max_steps": a.grpo_steps,
+                "minutes": a.grpo_minutes,
+                "steps": results.get("steps"),
+                "reward": results.get("reward"),
+                **_losses(self.models / arm),
+            }
         return None
 
     def score(self, arm: str, variant: str = "") -> dict:

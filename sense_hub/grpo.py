@@ -442,11 +442,12 @@ def run_grpo(
         )
     scorer = None if script_args.reward_funcs == ["format"] else _scorer(script_args)
     trainer = build_grpo_trainer(script_args, training_args, model_args, callbacks=callbacks, scorer=scorer)
-    _train(trainer, training_args)
+    _train(trainer, training_args, script_args.max_train_minutes)
     output_dir = save_trained_model(trainer, training_args.output_dir, merge_lora=script_args.merge_lora)
     if trainer.accelerator.is_main_process:
         trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
         curve = reward_curve(trainer.state.log_history)
+        results["steps"] = trainer.state.global_step
         results["reward"] = reward_summary(curve)
         results["reward_curve"] = curve
         if scorer is not None:

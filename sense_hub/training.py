@@ -23,11 +23,13 @@ import logging
 import math
 import shlex
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transformers import TrainerCallback
 from trl import DPOConfig, ModelConfig, ScriptArguments, SFTConfig
 
 from sense_hub.errors import TrainingDataError
@@ -88,6 +90,20 @@ class SenseScriptArguments(ScriptArguments):
         default=None,
         metadata={"help": "Repository for --push_to_hub (defaults to --hub_model_id, then the output folder name)."},
     )
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Wall-clock budget of the training loop: stop after the step that passes it (CPU runs; the "
+            "learning-rate schedule still follows max_steps). Unset: no budget."
+        },
+    )
+
+    def __post_init__(self):
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
+        budget = self.max_train_minutes
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            raise ValueError(f"`max_train_minutes` must be a positive number of minutes, got {budget}")
 
 
 def cdpo_loss_settings(epsilon: float) -> tuple[list[str], list[float] | None, float]:
@@ -759,7 +775,34 @@ def _finish(trainer, script_args, training_args, model_args, *, stage: str, push
     return output_dir
 
 
-def _train(trainer, training_args) -> None:
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training after the first optimizer step that ends past `minutes` of wall time (`max_train_minutes`)."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = 60.0 * minutes
+        self.started: float | None = None
+        self.stopped_at: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None and time.monotonic() - self.started >= self.seconds and state.global_step:
+            if not control.should_training_stop and self.stopped_at is None:
+                self.stopped_at = state.global_step
+                logger.warning(
+                    "max_train_minutes (%g) reached: stopping after step %d of %d",
+                    self.seconds / 60,
+                    state.global_step,
+                    state.max_steps,
+                )
+            control.should_training_stop = True
+        return control
+
+
+def _train(trainer, training_args, max_train_minutes: float | None = None) -> None:
+    if max_train_minutes:
+        trainer.add_callback(TimeBudgetCallback(max_train_minutes))
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     loss = result.training_loss
     if not math.isfinite(loss):
@@ -777,7 +820,7 @@ def run_sft(
     push = bool(training_args.push_to_hub)
     training_args.push_to_hub = False  # the card is ours; we push the finished folder once
     trainer = build_sft_trainer(script_args, training_args, model_args, callbacks=callbacks)
-    _train(trainer, training_args)
+    _train(trainer, training_args, script_args.max_train_minutes)
     return _finish(trainer, script_args, training_args, model_args, stage="sft", push=push)
 
 
@@ -792,5 +835,5 @@ def run_cdpo(
     push = bool(training_args.push_to_hub)
     training_args.push_to_hub = False
     trainer = build_preference_trainer(script_args, training_args, model_args, callbacks=callbacks)
-    _train(trainer, training_args)
+    _train(trainer, training_args, script_args.max_train_minutes)
     return _finish(trainer, script_args, training_args, model_args, stage=training_args.preference_loss, push=push)

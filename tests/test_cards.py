@@ -53,6 +53,25 @@ def test_model_card_body_has_recipe_command_and_hyperparameters():
     assert "Synthesizing Text-to-{SQL} Data from Weak and Strong {LLM}s" in text
 
 
+@pytest.mark.parametrize(
+    ("recipe", "says", "never"),
+    [
+        ("sft", "the supervised stage of [SENSE]", "DPO"),
+        ("cdpo", "conservative\nDPO on execution-labelled pairs", "GRPO"),
+        ("grpo", "[GRPO](https://arxiv.org/abs/2402.03300) with execution rewards", "conservative DPO"),
+        ("spft", "[SPFT-SQL]", "conservative DPO"),
+    ],
+)
+def test_model_card_describes_the_recipe_that_made_it(recipe, says, never):
+    body = render_model_card(recipe=recipe).split("## Use")[0]
+    assert says in body and never not in body
+
+
+def test_grpo_model_card_cites_grpo():
+    text = render_model_card(recipe="grpo")
+    assert "DeepSeekMath" in text and "yang-etal-2024-synthesizing" not in text
+
+
 def test_model_card_without_results_has_no_model_index():
     card = ModelCard(render_model_card(results=[]))
     assert card.data.eval_results is None

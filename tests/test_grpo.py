@@ -84,6 +84,8 @@ def test_grpo_records_name_the_missing_field(tiny_db):
         ({"execution_timeout": 0.0}, "`execution_timeout` must be positive"),
         ({"execution_workers": -1}, "`execution_workers` must be >= 0"),
         ({"heldout_samples": -2}, "`heldout_samples` must be"),
+        ({"max_train_minutes": 0.0}, "`max_train_minutes` must be a positive number"),
+        ({"max_train_minutes": float("nan")}, "`max_train_minutes` must be a positive number"),
     ],
 )
 def test_script_arguments_say_the_fix(kwargs, message):

@@ -408,6 +408,25 @@ def test_sft_recipe_two_steps(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
     assert "learning_rate" in card.text and "0.001" in card.text
 
 
+def test_max_train_minutes_stops_after_the_step_that_passes_it(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+    strong = write_jsonl(tmp_path / "strong.jsonl", strong_records())
+    config = {
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset_name": str(strong),
+        "db_root": str(tiny_db.parent.parent),
+        "output_dir": str(tmp_path / "sft"),
+        "max_steps": 5,
+        "per_device_train_batch_size": 2,
+        "max_length": 512,
+        "max_train_minutes": 1e-6,
+        **CPU,
+    }
+    out = run_recipe("sft", config, tmp_path, monkeypatch)
+    assert (out / "model.safetensors").is_file()
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and state["max_steps"] == 5
+
+
 def test_cdpo_recipe_two_steps_and_push_to_hub(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
     from hub_server import HubServer
 
