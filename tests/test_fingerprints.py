@@ -298,3 +298,10 @@ def test_repeated_eval_hashes_nothing_new(bench, capsys, monkeypatch, private_ca
     monkeypatch.setattr(fingerprints, "sha256_file", lambda p: calls.append(p) or real(p))
     code, _, _ = run_eval(capsys, "--predictions", str(bench["pred"]), "--db-root", str(bench["root"]))
     assert code == 0 and calls == []
+
+
+def test_allow_changed_databases_alone_is_a_usage_error(bench, capsys):
+    code, _, err = run_eval(
+        capsys, "--predictions", str(bench["pred"]), "--db-root", str(bench["root"]), "--allow-changed-databases"
+    )
+    assert code == 2 and "--expect-fingerprints" in err

@@ -132,6 +132,10 @@ def run_cli(args: argparse.Namespace) -> int:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if args.allow_changed_databases and args.expect_fingerprints is None:
+        raise UsageError(
+            "--allow-changed-databases needs --expect-fingerprints FILE (the fingerprints to compare with)"
+        )
     if args.push_to_hub is not None:
         _check_push_arguments(args)
     records = read_predictions(args.predictions, gold=args.gold)
