@@ -200,3 +200,25 @@ def test_summary_without_reproducibility_fields_keeps_the_old_result():
     result = eval_summary_to_result({"execution_accuracy": 0.5, "metric": "spider"}, dataset_name="a", dataset_id="a")
     assert result == {"dataset": "a", "dataset_id": "a", "metric": "execution_accuracy", "value": 0.5,
                       "metric_config": "spider"}  # fmt: skip
+
+
+def test_predictions_card_names_model_decoding_and_budget(tmp_path):
+    rows = [{"db_id": "d", "gold": "SELECT 1", "pred": "SELECT 2", "correct": False, "error": None}]
+    summary = {
+        "metric": "spider",
+        "execution_accuracy": 0.0,
+        "errors": {},
+        "run": {
+            "model": "org/m",
+            "decoding": {"n": 8, "temperature": 0.8, "top_p": 1.0},
+            "budget": {"name": "maj@8", "description": "the vote", "samples_per_question": 8},
+        },
+    }
+    out = hub.write_predictions_repo(
+        rows, out_dir=tmp_path / "r", benchmark="bird", split="dev", info=hub.predictions_info(summary)
+    )
+    card = (out / "README.md").read_text()
+    assert "- Model: `org/m`" in card
+    assert "Budget: **maj@8** (the vote, 8 sample(s) per question)" in card
+    assert "`n=8`, `temperature=0.8`, `top_p=1.0`" in card
+    assert "greedy" not in card
