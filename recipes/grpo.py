@@ -16,16 +16,22 @@ trained model (safetensors), `grpo_results.json`, the reward curve and the model
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 from trl import GRPOConfig, ModelConfig, TrlParser
 
+from sense_hub.cli import run_script
 from sense_hub.grpo import RESULTS_FILE, GRPOScriptArguments, run_grpo
+from sense_hub.terminal import capture_to_log, run_log_path
 
 
 def main(script_args, training_args, model_args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    output_dir = run_grpo(script_args, training_args, model_args)
+    # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
+    with capture_to_log(run_log_path(training_args.output_dir, "grpo")) as terminal, terminal.stage("grpo"):
+        output_dir = run_grpo(script_args, training_args, model_args)
+    print(f"Warnings and training logs: {terminal.log_path}")
     results_path = Path(output_dir) / RESULTS_FILE
     if results_path.is_file():
         results = json.loads(results_path.read_text())
@@ -39,4 +45,4 @@ def make_parser():
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    sys.exit(run_script("grpo.py", main, make_parser))

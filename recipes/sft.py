@@ -9,14 +9,21 @@ the dataclass field names of `SenseScriptArguments`, `trl.SFTConfig` and `trl.Mo
 overrides the YAML. The trained model (safetensors) and its model card land in `--output_dir`.
 """
 
+import sys
+
 from trl import ModelConfig, SFTConfig, TrlParser
 
+from sense_hub.cli import run_script
+from sense_hub.terminal import capture_to_log, run_log_path
 from sense_hub.training import SenseScriptArguments, run_sft
 
 
 def main(script_args, training_args, model_args):
-    output_dir = run_sft(script_args, training_args, model_args)
+    # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
+    with capture_to_log(run_log_path(training_args.output_dir, "sft")) as terminal, terminal.stage("sft"):
+        output_dir = run_sft(script_args, training_args, model_args)
     print(f"Model and card saved to {output_dir}")
+    print(f"Warnings and training logs: {terminal.log_path}")
 
 
 def make_parser():
@@ -24,4 +31,4 @@ def make_parser():
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    sys.exit(run_script("sft.py", main, make_parser))

@@ -14,16 +14,22 @@ YAML keys are the dataclass field names of `SPFTScriptArguments`, `SPFTConfig` (
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 from trl import ModelConfig, TrlParser
 
+from sense_hub.cli import run_script
 from sense_hub.spft import SPFTConfig, SPFTScriptArguments, rounds_table, run_spft
+from sense_hub.terminal import capture_to_log, run_log_path
 
 
 def main(script_args, training_args, model_args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    best = run_spft(script_args, training_args, model_args)
+    # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
+    with capture_to_log(run_log_path(training_args.output_dir, "spft")) as terminal, terminal.stage("spft"):
+        best = run_spft(script_args, training_args, model_args)
+    print(f"Warnings and training logs: {terminal.log_path}")
     results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text())
     print(rounds_table(results["rounds"]))
     print(f"Best model (held-out EX {results['best']['accuracy']:.3f}): {best}")
@@ -34,4 +40,4 @@ def make_parser():
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    sys.exit(run_script("spft.py", main, make_parser))

@@ -268,7 +268,12 @@ def load_strong_records(path: Path) -> ExampleList:
 def _field(row: Mapping[str, Any], keys: tuple[str, ...], where: str) -> str:
     for key in keys:
         if key in row and row[key] is not None:
-            return str(row[key])
+            if not isinstance(row[key], str):
+                raise BenchmarkError(
+                    f"{where}: field {key!r} must be a string, got {type(row[key]).__name__} {row[key]!r:.60}; "
+                    "quote it in the file"
+                )
+            return row[key]
     raise BenchmarkError(f"{where}: missing field {' / '.join(map(repr, keys))}")
 
 

@@ -18,8 +18,11 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from sense_hub.errors import SenseHubError
+from sense_hub.errors import SenseHubError, UsageError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -81,14 +84,96 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = parser.parse_args(rest)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return guarded(f"sense-hub {name}", lambda: _run_logged(name, module, args))
+
+
+def _run_logged(name: str, module, args: argparse.Namespace) -> object:
+    """Run a command; a long one shows one line on the terminal and writes the rest to a log beside its output."""
+    log_path = log_file_for(name, args)
+    if log_path is None:
+        return module.run_cli(args)
+    from sense_hub.terminal import capture_to_log
+
+    with capture_to_log(log_path) as terminal, terminal.stage(f"sense-hub {name}", live_only=True):
+        result = module.run_cli(args)
+    if log_path.exists():
+        sys.stderr.write(f"sense-hub {name}: warnings, library logs and progress bars: {log_path}\n")
+    return result
+
+
+def log_file_for(name: str, args: argparse.Namespace) -> Path | None:
+    """The log file of a long command (`sample`, `predict`, `synthesize`, `spft`), in its output folder, or None.
+
+    `--output weak.jsonl` logs to `weak.log`; `spft` logs to `<output_dir>/spft.log`. The quickstart opens its own
+    (`DIR/quickstart.log`) once its config is read.
+    """
+    if name in ("sample", "predict", "synthesize") and getattr(args, "output", None):
+        output = Path(args.output)
+        return output.with_name(output.name + ".log") if output.suffix == ".log" else output.with_suffix(".log")
+    if name == "spft":
+        output_dir = _option_value(getattr(args, "extra", []), "--output_dir")
+        if output_dir is None and getattr(args, "config", None) and Path(args.config).is_file():
+            import yaml
+
+            try:
+                config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError):
+                return None  # the command itself reports the broken file
+            output_dir = config.get("output_dir") if isinstance(config, dict) else None
+        return Path(str(output_dir)) / "spft.log" if output_dir else None
+    return None
+
+
+def _option_value(argv: list[str], option: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg in (option, option.replace("_", "-")) and i + 1 < len(argv):
+            return argv[i + 1]
+        for spelling in (option, option.replace("_", "-")):
+            if arg.startswith(spelling + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def guarded(prog: str, run: Callable[[], object]) -> int:
+    """Run `run()` the way every sense-hub entry point does and return its exit status.
+
+    0 on success (or `run()`'s integer result); 2 for a `SenseHubError` (input the user can fix), printed as one
+    line `<prog>: <message>` on stderr, no traceback; 130 on Ctrl-C. Any other exception is a bug and propagates.
+    """
     try:
-        return int(module.run_cli(args) or 0)
+        result = run()
     except KeyboardInterrupt:
-        sys.stderr.write(f"sense-hub {name}: interrupted; finished work is kept, run the same command to resume\n")
+        sys.stderr.write(f"{prog}: interrupted; finished work is kept, run the same command to resume\n")
         return 130
     except SenseHubError as err:  # input the user can fix: one line, no traceback (a bug still shows one)
-        sys.stderr.write(f"sense-hub {name}: {_one_line(err)}\n")
+        sys.stderr.write(f"{prog}: {_one_line(err)}\n")
         return 2
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def run_script(prog: str, main: Callable[..., object], make_parser: Callable[[], Any]) -> int:
+    """The body of a `dataset_scripts/*.py` or `recipes/*.py` entry point, with the CLI's error handling.
+
+    Parses the arguments with `make_parser().parse_args_and_config()` (a `TrlParser`), calls `main(*parsed)` and
+    returns the exit status (see `guarded`). A `ValueError` raised while parsing (a dataclass `__post_init__` check,
+    a config value of the wrong type) is the user's to fix, so it is reported the same way.
+
+    Usage:
+        if __name__ == "__main__":
+            sys.exit(run_script("build_pairs.py", main, make_parser))
+    """
+
+    def run() -> object:
+        try:
+            parsed = make_parser().parse_args_and_config()
+        except SenseHubError:
+            raise
+        except (ValueError, TypeError) as err:
+            raise UsageError(str(err)) from err
+        main(*parsed)
+        return 0
+
+    return guarded(prog, run)
 
 
 def _one_line(err: BaseException) -> str:

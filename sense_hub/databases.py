@@ -6,8 +6,8 @@ test-suite databases of Spider's official evaluator), which `sibling_databases` 
 
 from __future__ import annotations
 
-import csv
 import json
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sense_hub.errors import DatabaseError
+from sense_hub.records import read_csv_rows
 
 __all__ = [
     "Column",
@@ -30,6 +31,8 @@ __all__ = [
     "load_tables_json",
     "sibling_databases",
 ]
+
+logger = logging.getLogger(__name__)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -86,10 +89,39 @@ def database_path(db_root: str | Path, db_id: str) -> Path:
     return path
 
 
+_warned: set[Path] = set()
+
+
+def _database_problem(path: Path) -> str:
+    """Why `path` is not a usable database ("" when it is): empty, unreadable or without the SQLite header."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as e:
+        return f"cannot be read ({e})"
+    if not head:
+        return "is empty (0 bytes)"
+    if head != _SQLITE_MAGIC:
+        return "is not an SQLite database (no 'SQLite format 3' header)"
+    return ""
+
+
 def sibling_databases(path: str | Path) -> list[Path]:
-    """`path` followed by every other `*.sqlite` file in its folder (sorted): the test-suite databases."""
+    """`path` followed by every other `*.sqlite` file in its folder (sorted): the test-suite databases.
+
+    A sibling that is not a database (empty, or without the SQLite header: a stray backup, a half-copied file) is
+    skipped with a warning that names it, as the official test-suite evaluator checks only databases that open.
+    `path` itself is always first, whatever it holds (a query on it reports what is wrong).
+    """
     path = Path(path)
-    others = sorted(p for p in path.parent.glob("*.sqlite") if p.name != path.name and p.is_file())
+    others = []
+    for other in sorted(p for p in path.parent.glob("*.sqlite") if p.name != path.name and p.is_file()):
+        problem = _database_problem(other)
+        if not problem:
+            others.append(other)
+        elif other not in _warned:
+            _warned.add(other)
+            logger.warning("skipping %s: it %s; results on %s are judged without it", other, problem, path.name)
     return [path, *others]
 
 
@@ -283,8 +315,7 @@ def import_csv(csv_paths: list[str | Path] | str | Path, out_path: str | Path) -
     for p in paths:
         if not p.is_file():
             raise DatabaseError(f"CSV file not found: {p}")
-        with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            rows = list(csv.reader(f))
+        rows = read_csv_rows(p, error=DatabaseError)  # an unclosed quote names its line
         if not rows or not rows[0]:
             raise DatabaseError(f"CSV file {p} is empty: the first row must be a header")
         header = [_identifier(h, fallback=f"column_{i + 1}") for i, h in enumerate(rows[0])]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sense_hub.databases import sibling_databases
-from sense_hub.errors import GenerationError, InputError
+from sense_hub.databases import list_databases, sibling_databases
+from sense_hub.errors import DatabaseError, GenerationError, InputError
 from sense_hub.execution import ExecutionResult, Executor
 from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
 from sense_hub.records import loads
@@ -392,8 +392,17 @@ def evaluate_records(
     """Judge records from `read_predictions` and return them with `correct` and `error` set, plus the verdicts.
 
     Records marked `bad_input` are not executed; their verdict is `error="bad_input"`.
+
+    Raises:
+        DatabaseError: `db_root` holds no database at all (no `<db_id>/<db_id>.sqlite`), so every item would be
+            `missing_db`.
     """
     root = Path(db_root)
+    if records and not list_databases(root):
+        raise DatabaseError(
+            f"no databases under {root}: --db-root must hold <db_id>/<db_id>.sqlite folders "
+            "(Spider: spider/database, BIRD: dev_databases)"
+        )
     todo = [i for i, r in enumerate(records) if r.get("error") != "bad_input" or "message" not in r]
     items = [(_db_file(root, records[i]["db_id"]), records[i]["gold"], records[i]["pred"]) for i in todo]
     judged = judge(

@@ -2,9 +2,13 @@
 
 Every query runs on a read-only connection (`mode=ro`, and `immutable=1` unless the database has a live `-wal`
 file) with an authorizer that allows only reads: no writes, DDL, transactions, ATTACH/DETACH (so no
-`VACUUM INTO`), PRAGMAs other than a few introspection ones, or `load_extension`. Python's `sqlite3` refuses a
-second statement. A progress handler interrupts a query past its deadline, and results are capped in rows and
-bytes. Bad SQL, a missing database or a timeout give an `ExecutionResult` with an error kind, never an
+`VACUUM INTO`), PRAGMAs other than a few introspection ones (allowed alike as `PRAGMA table_info(t)` and as
+`SELECT * FROM pragma_table_info('t')`; `database_list` is not one of them, it shows the server's file path), or
+`load_extension`. Python's `sqlite3` refuses a
+second statement. A query past its deadline is interrupted twice over: a progress handler checks the clock every
+few thousand SQLite steps, and a watchdog thread calls `Connection.interrupt()` at the deadline (a single step can
+take seconds: `hex(zeroblob(30000000))`). SQLite's heap is capped process-wide (`PRAGMA hard_heap_limit`), and
+results are capped in rows and bytes, fetched in growing chunks so that a few huge rows never fill memory. Bad SQL, a missing database or a timeout give an `ExecutionResult` with an error kind, never an
 exception.
 
 `Executor` runs many `(db_path, sql)` pairs: pairs that are the same up to `canonical_sql` (case of keywords and
@@ -16,7 +20,9 @@ the timeout is killed.
 
 from __future__ import annotations
 
+import heapq
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -31,6 +37,7 @@ from urllib.parse import quote
 
 __all__ = [
     "ERROR_KINDS",
+    "check_timeout",
     "ExecutionResult",
     "Executor",
     "canonical_sql",
@@ -50,6 +57,27 @@ PROGRESS_STEPS = 2_000
 MAX_BYTES = 256 * 2**20
 #: Longest string or blob a query may build (SQLITE_LIMIT_LENGTH).
 MAX_VALUE_BYTES = 64 * 2**20
+#: SQLite heap limit for in-process execution (bytes; 0 for none). `PRAGMA hard_heap_limit` is process-wide: it is
+#: set on the first query unless a lower limit is already in force, and a query past it fails with "out of memory"
+#: (`too_large`) instead of exhausting the machine. Worker processes use `WORKER_HEAP_LIMIT`.
+HEAP_LIMIT = 4 * 2**30
+#: Rows fetched at most per chunk (chunks grow from 1 so that the byte cap is checked before many huge rows load).
+FETCH_ROWS = 1024
+
+
+def check_timeout(value, *, name: str = "timeout") -> float:
+    """`value` as seconds, or a `ValueError` naming `name` unless it is a finite number above 0.
+
+    NaN would never expire (every comparison with it is false), and 0, negatives and infinity are no limit either.
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from e
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be positive and finite (seconds), got {value!r}")
+    return seconds
+
 
 _READ_PRAGMAS = frozenset(
     {
@@ -60,7 +88,6 @@ _READ_PRAGMAS = frozenset(
         "index_info",
         "index_xinfo",
         "foreign_key_list",
-        "database_list",
         "collation_list",
         "function_list",
         "compile_options",
@@ -198,8 +225,17 @@ class ExecutionResult:
         return cls(ok=False, error=error, message=message, elapsed=elapsed)
 
 
+_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_schema"})
+
+
 def _authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
     if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES and db_name == "main" and trigger is None:
+        # SQLite asks this when a query opens an eponymous virtual table (`pragma_table_info('t')`), so the
+        # table-valued form of an allowed PRAGMA follows the same rule as the statement. Nothing can write the
+        # schema anyway: the connection is read-only, `writable_schema` is refused, and SQLite itself refuses
+        # "table sqlite_master may not be modified".
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_FUNCTION:
         return sqlite3.SQLITE_DENY if (arg2 or "").lower() in _REFUSED_FUNCTIONS else sqlite3.SQLITE_OK
@@ -242,6 +278,113 @@ def _lenient_text(b: bytes) -> str:
     return b.decode(errors="ignore")
 
 
+class _Watchdog:
+    """One thread per process that calls `Connection.interrupt()` on connections whose deadline has passed.
+
+    The progress handler only looks at the clock between groups of SQLite steps, and one step (a function over a
+    30 MB blob) can take seconds; `interrupt()` stops the statement at the next step. One long-lived thread
+    serves every query in the process (starting a thread per query would cost as much as a small query); after a
+    fork it is started again in the child.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[int, sqlite3.Connection] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._next = 0
+        self._pid = -1
+
+    def arm(self, con: sqlite3.Connection, deadline: float) -> int:
+        """Interrupt `con` at `deadline` (`time.perf_counter()` seconds) unless `disarm` comes first."""
+        with self._cond:
+            if self._pid != os.getpid():  # first use, or a forked child: the thread did not survive the fork
+                self._armed.clear()
+                self._heap.clear()
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop, name="sense-hub-sqlite-watchdog", daemon=True).start()
+            token = self._next
+            self._next += 1
+            self._armed[token] = con
+            heapq.heappush(self._heap, (deadline, token))
+            if self._heap[0][1] == token:
+                self._cond.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        """The query finished: after this returns, `interrupt()` is never called for `token`."""
+        with self._cond:
+            self._armed.pop(token, None)
+            if len(self._heap) > 64 + 4 * len(self._armed):  # drop finished entries now and then
+                self._heap = [entry for entry in self._heap if entry[1] in self._armed]
+                heapq.heapify(self._heap)
+
+    def _loop(self) -> None:
+        pid = os.getpid()
+        with self._cond:
+            while self._pid == pid:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, token = self._heap[0]
+                wait = deadline - time.perf_counter()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                con = self._armed.pop(token)
+                try:
+                    con.interrupt()
+                except sqlite3.ProgrammingError:  # closed meanwhile
+                    pass
+
+    def thread_alive(self) -> bool:
+        """Whether this process runs the watchdog thread (forking is safe with it: see `_after_fork`)."""
+        return self._pid == os.getpid()
+
+    def _before_fork(self) -> None:
+        self._cond.acquire()  # the child must not inherit the lock held by the watchdog thread
+
+    def _after_fork_in_parent(self) -> None:
+        self._cond.release()
+
+    def _after_fork_in_child(self) -> None:
+        self._cond = threading.Condition()
+        self._armed.clear()
+        self._heap.clear()
+        self._pid = -1  # the thread did not survive the fork: `arm` starts one
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_WATCHDOG._before_fork,
+        after_in_parent=_WATCHDOG._after_fork_in_parent,
+        after_in_child=_WATCHDOG._after_fork_in_child,
+    )
+_HEAP_LOCK = threading.Lock()
+_heap_limit_pid = -1
+
+
+def _cap_heap(limit: int) -> None:
+    """Set SQLite's process-wide hard heap limit to `limit` bytes unless a lower one is in force (once a process)."""
+    global _heap_limit_pid
+    if not limit or _heap_limit_pid == os.getpid():
+        return
+    with _HEAP_LOCK:
+        if _heap_limit_pid == os.getpid():
+            return
+        con = sqlite3.connect(":memory:")
+        try:
+            current = con.execute("PRAGMA hard_heap_limit").fetchone()[0]
+            if current == 0 or current > limit:
+                con.execute(f"PRAGMA hard_heap_limit = {int(limit)}")
+        finally:
+            con.close()
+        _heap_limit_pid = os.getpid()
+
+
 class _Session:
     """Read-only connections kept open per database file, with a resettable deadline."""
 
@@ -258,6 +401,7 @@ class _Session:
     def connection(self, db_path: str) -> sqlite3.Connection:
         con = self._connections.get(db_path)
         if con is None:
+            _cap_heap(HEAP_LIMIT)
             resolved = Path(db_path).resolve()
             immutable = not Path(f"{resolved}-wal").exists()
             uri = f"file:{quote(str(resolved))}?mode=ro" + ("&immutable=1" if immutable else "")
@@ -284,7 +428,12 @@ def _classify(exc: BaseException, *, timed_out: bool) -> str:
         return "timeout"
     if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in message:
         return "refused"
-    if "not authorized" in message or "authorization denied" in message or "readonly" in message:
+    if (
+        "not authorized" in message
+        or "authorization denied" in message
+        or "readonly" in message
+        or "may not be modified" in message
+    ):
         return "refused"
     if "not a database" in message or "unable to open" in message or "disk image is malformed" in message:
         return "missing_db"
@@ -307,6 +456,38 @@ def _estimate_bytes(rows: list) -> int:
     return sum([len(v) if v.__class__ in _SIZED else 8 for v in chain.from_iterable(rows)])
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def _rows_within(chunk: list, max_rows: int, max_bytes: int) -> list:
+    """The first rows of `chunk` that fit in `max_rows` rows and `max_bytes` bytes."""
+    kept = []
+    for row in chunk[: max(0, max_rows)]:
+        max_bytes -= _estimate_bytes([row])
+        if max_bytes < 0:
+            break
+        kept.append(row)
+    return kept
+
+
+def _not_a_database(db_path: str) -> str:
+    """Why `db_path` cannot be a database ("" when it can): missing, empty (SQLite would open a zero-byte file as
+    an empty database, so every query would say "no such table") or without the SQLite header."""
+    try:
+        with open(db_path, "rb") as f:
+            head = f.read(16)
+    except FileNotFoundError:
+        return f"database file not found: {db_path}"
+    except OSError as e:
+        return f"cannot read database file {db_path}: {e}"
+    if not head:
+        return f"database file is empty (0 bytes): {db_path}"
+    if head != b"SQLite format 3\x00":
+        return f"file is not a database (no SQLite header): {db_path}"
+    return ""
+
+
 def _run(
     session: _Session, db_path: str, sql: str, *, timeout: float, max_rows: int, max_bytes: int
 ) -> ExecutionResult:
@@ -317,8 +498,10 @@ def _run(
     if lead is not None and lead.group(1).lower() in _STATEMENT_KEYWORDS:
         word = lead.group(1).upper()
         return ExecutionResult.failure("refused", f"only queries are allowed (SELECT, WITH, VALUES), not {word}")
-    if not session.has(db_path) and not os.path.isfile(db_path):
-        return ExecutionResult.failure("missing_db", f"database file not found: {db_path}")
+    if not session.has(db_path):
+        problem = _not_a_database(db_path)
+        if problem:
+            return ExecutionResult.failure("missing_db", problem)
     try:
         con = session.connection(db_path)
     except sqlite3.Error as e:
@@ -328,18 +511,24 @@ def _run(
         con.text_factory = str if attempt == 0 else _lenient_text
         rows: list = []
         truncated = False
+        token = _WATCHDOG.arm(con, session.deadline)
         try:
             cursor = con.execute(sql)
             size = 0
+            want = 1  # rows per fetch: doubles up to FETCH_ROWS while the byte budget allows
             while True:
-                chunk = cursor.fetchmany(1024)
+                chunk = cursor.fetchmany(want)
                 if not chunk:
                     break
-                rows.extend(chunk)
-                size += _estimate_bytes(chunk)
-                if len(rows) > max_rows or size > max_bytes:
+                chunk_bytes = _estimate_bytes(chunk)
+                if len(rows) + len(chunk) > max_rows or size + chunk_bytes > max_bytes:
+                    rows.extend(_rows_within(chunk, max_rows - len(rows), max_bytes - size))
                     truncated = True
                     break
+                rows.extend(chunk)
+                size += chunk_bytes
+                per_row = max(1, size // len(rows))
+                want = max(1, min(FETCH_ROWS, 2 * want, (max_bytes - size) // per_row))
             columns = tuple(d[0] for d in cursor.description or ())
             cursor.close()
         except sqlite3.OperationalError as e:
@@ -355,15 +544,16 @@ def _run(
             elapsed = time.perf_counter() - start
             return ExecutionResult.failure(_classify(e, timed_out=False), f"{type(e).__name__}: {e}", elapsed=elapsed)
         finally:
+            _WATCHDOG.disarm(token)
             session.deadline = float("inf")
         elapsed = time.perf_counter() - start
         if truncated:
             return ExecutionResult(
                 ok=False,
-                rows=tuple(rows[:max_rows]),
+                rows=tuple(rows),
                 columns=columns,
                 error="too_large",
-                message=f"the result is larger than the cap ({max_rows} rows / {max_bytes} bytes)",
+                message=f"the result is larger than the cap ({max_rows:,} rows / {_size(max_bytes)})",
                 elapsed=elapsed,
                 truncated=True,
             )
@@ -390,7 +580,11 @@ def execute(
 
     Returns:
         An `ExecutionResult`; this function does not raise for bad SQL or a missing database.
+
+    Raises:
+        ValueError: `timeout` is not a finite number of seconds above 0.
     """
+    timeout = check_timeout(timeout)
     session = _Session()
     try:
         return _run(session, str(db_path), sql, timeout=timeout, max_rows=max_rows, max_bytes=max_bytes)
@@ -407,11 +601,13 @@ def _as_tuple(r: ExecutionResult) -> tuple:
     return (r.ok, r.rows, r.columns, r.error, r.message, r.elapsed, r.truncated)
 
 
-#: SQLite heap limit in worker processes (bytes; 0 for none).
+#: SQLite heap limit in each worker process (bytes; 0 for none).
 WORKER_HEAP_LIMIT = 4 * 2**30
 #: A worker sends its results in batches: at most this many, or after this many seconds.
 BATCH_SIZE = 64
 BATCH_SECONDS = 0.05
+#: How long a new worker may take to start (import, under load) before it counts as stuck.
+STARTUP_SECONDS = 60.0
 
 
 def _worker_main(conn, tasks: list[tuple[int, str, str]], options: dict, position) -> None:
@@ -419,14 +615,12 @@ def _worker_main(conn, tasks: list[tuple[int, str, str]], options: dict, positio
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business: it kills the workers
-    if WORKER_HEAP_LIMIT:  # process-wide, so only in workers: a query past it fails with "out of memory"
-        limit = sqlite3.connect(":memory:")
-        limit.execute(f"PRAGMA hard_heap_limit = {int(WORKER_HEAP_LIMIT)}")
-        limit.close()
+    _cap_heap(WORKER_HEAP_LIMIT)  # process-wide: a query past it fails with "out of memory"
     session = _Session()
     batch: list = []
     last = time.monotonic()
     try:
+        conn.send([])  # ready: the parent's stuck-worker clock starts now, not while this process imported
         for k, (index, db_path, sql) in enumerate(tasks):
             position.value = k
             batch.append((index, _as_tuple(_execute_in_session(session, db_path, sql, **options))))
@@ -456,7 +650,8 @@ def _context(start_method: str | None):
         # deadlock the child; then forkserver. macOS and Windows: spawn.
         methods = multiprocessing.get_all_start_methods()
         if "fork" in methods and sys.platform == "linux":
-            start_method = "fork" if threading.active_count() == 1 else "forkserver"
+            others = threading.active_count() - (1 if _WATCHDOG.thread_alive() else 0)  # the watchdog is fork-safe
+            start_method = "fork" if others == 1 else "forkserver"
         else:
             start_method = "spawn"
     return multiprocessing.get_context(start_method)
@@ -498,8 +693,7 @@ class Executor:
     ) -> None:
         if workers is not None and workers < 0:
             raise ValueError(f"`workers` must be >= 0 or None, got {workers}")
-        if timeout <= 0:
-            raise ValueError(f"`timeout` must be positive, got {timeout}")
+        timeout = check_timeout(timeout, name="`timeout`")
         self.workers = workers
         self.timeout = float(timeout)
         self.options = {"timeout": float(timeout), "max_rows": max_rows, "max_bytes": max_bytes}
@@ -570,7 +764,7 @@ class Executor:
 
         ctx = _context(self.start_method)
         size = -(-len(tasks) // n_workers)
-        running: dict = {}  # connection -> [process, shard, results received, last activity, shared position]
+        running: dict = {}  # connection -> [process, shard, results received, last activity, shared position, ready]
 
         def start(shard) -> None:
             if not shard:
@@ -580,11 +774,11 @@ class Executor:
             proc = ctx.Process(target=_worker_main, args=(child_conn, shard, self.options, position), daemon=True)
             proc.start()
             child_conn.close()
-            running[parent_conn] = [proc, shard, 0, time.monotonic(), position]
+            running[parent_conn] = [proc, shard, 0, time.monotonic(), position, False]
 
         def fail_current(conn, kind: str, message: str) -> None:
             """The worker died or hangs: its current query gets `kind`; a new worker takes the others."""
-            proc, shard, received, _, position = running.pop(conn)
+            proc, shard, received, _, position, _ready = running.pop(conn)
             conn.close()
             if proc.is_alive():
                 proc.kill()
@@ -623,10 +817,11 @@ class Executor:
                         results[index] = ExecutionResult(*payload)
                     state[2] += len(batch)
                     state[3] = now
+                    state[5] = True
                     if progress is not None:
                         progress(len(batch))
                 for conn, state in list(running.items()):
-                    if conn not in ready and now - state[3] > grace:
+                    if conn not in ready and now - state[3] > (grace if state[5] else grace + STARTUP_SECONDS):
                         fail_current(conn, "timeout", f"the query did not stop within {grace:.1f} s; worker killed")
         finally:
             for conn, (proc, *_rest) in list(running.items()):

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sense_hub import cards
-from sense_hub.errors import DatasetRepoError
+from sense_hub.errors import DatasetRepoError, UsageError
 from sense_hub.formats import COLUMNS, validate_records
 from sense_hub.models import credit_of, hub_model_id
 from sense_hub.records import read_jsonl
@@ -100,7 +100,7 @@ def split_by_database(
 
 def _check_config_name(config_name: str) -> None:
     if not _CONFIG_NAME.match(config_name) or config_name in (".", ".."):
-        raise ValueError(
+        raise UsageError(
             f"invalid config name {config_name!r}: use letters, digits, '-', '_' or '.' (e.g. 'grouped-any-limit1')"
         )
 
@@ -222,7 +222,7 @@ def write_dataset_repo(
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(COLUMNS)}")
     rows = validate_records(kind, records, source=source)
     if not rows:
-        raise ValueError(f"{source}: no records to write; the {kind} dataset would be empty")
+        raise UsageError(f"{source}: no records to write; the {kind} dataset would be empty")
     splits = split_by_database(rows, validation_fraction=validation_fraction, seed=seed)
 
     metadata = read_card_metadata(out_dir)
@@ -231,7 +231,7 @@ def write_dataset_repo(
         if name != config_name and info_path.is_file():
             other = json.loads(info_path.read_text(encoding="utf-8")).get("kind")
             if other != kind:
-                raise ValueError(
+                raise UsageError(
                     f"{out_dir} holds {other} data (config {name!r}); write {kind} records to another folder"
                 )
 
@@ -426,9 +426,9 @@ def check_repo_id(repo_id: str) -> str:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise ValueError(f"invalid Hub repo id {repo_id!r}: {err} Use the form ORG/NAME, e.g. 'sense/pairs'.") from err
+        raise UsageError(f"invalid Hub repo id {repo_id!r}: {err} Use the form ORG/NAME, e.g. 'sense/pairs'.") from err
     if repo_id.count("/") != 1:
-        raise ValueError(f"invalid Hub repo id {repo_id!r}: use the form ORG/NAME, e.g. 'sense/pairs'")
+        raise UsageError(f"invalid Hub repo id {repo_id!r}: use the form ORG/NAME, e.g. 'sense/pairs'")
     return repo_id
 
 
@@ -626,18 +626,20 @@ def build_dataset(
     input_path = Path(input_path)
     records = read_jsonl(input_path)
     if not records:
-        raise ValueError(f"{input_path}: no records")
+        raise UsageError(f"{input_path}: no records")
     card = dict(card or {})
     parameters = dict(card.get("parameters", {}))
-    if kind == "pairs" and detect_kind(records[0]) == "weak":
+    found = detect_kind(records[0])
+    # with --preset, records that are not pairs are meant as weak records (so a missing weak field is named)
+    if kind == "pairs" and (found == "weak" or (preset is not None and found != "pairs")):
         if preset is None:
-            raise ValueError(f"{input_path} holds weak records: pass --preset (a pairs preset) to build pairs")
+            raise UsageError(f"{input_path} holds weak records: pass --preset (a pairs preset) to build pairs")
         if db_root is None:
-            raise ValueError("building pairs from weak records needs --db-root (the databases folder)")
+            raise UsageError("building pairs from weak records needs --db-root (the databases folder)")
         from sense_hub.pairs import PRESETS, build_pairs
 
         if preset not in PRESETS:
-            raise ValueError(f"unknown pairs preset {preset!r}; known presets: {sorted(PRESETS)}")
+            raise UsageError(f"unknown pairs preset {preset!r}; known presets: {sorted(PRESETS)}")
         weak = validate_records("weak", records, source=str(input_path))
         records, pair_stats = build_pairs(weak, config=PRESETS[preset], db_root=Path(db_root))
         parameters.update({"preset": preset, **dataclasses.asdict(PRESETS[preset])})

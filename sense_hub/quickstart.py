@@ -21,13 +21,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sense_hub.errors import MissingFileError, ResumeError, UsageError
+from sense_hub.errors import MissingFileError, ResumeError, SenseHubError, UsageError
 from sense_hub.records import read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -121,20 +124,152 @@ class QuickstartConfig:
     seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
 
     def __post_init__(self) -> None:
-        if self.weak_samples < 1:
-            raise UsageError(f"`weak_samples` must be at least 1, got {self.weak_samples}")
+        for name, value in check_field_types(type(self), dataclasses.asdict(self)).items():
+            setattr(self, name, value)
+        for name in _AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise UsageError(f"`{name}` must be at least 1, got {getattr(self, name)}")
+        if self.strong_examples < 0:
+            raise UsageError(f"`strong_examples` must be 0 or more, got {self.strong_examples}")
+        if not 0 <= self.validation_fraction < 1:
+            raise UsageError(f"`validation_fraction` must lie in [0, 1), got {self.validation_fraction}")
+        for name in ("sft_learning_rate", "cdpo_learning_rate", "cdpo_beta"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise UsageError(f"`{name}` must be a positive number, got {getattr(self, name)}")
+        if not 0 <= self.weak_temperature < math.inf:
+            raise UsageError(f"`weak_temperature` must be 0 (greedy) or more, got {self.weak_temperature}")
         if not 0 <= self.cdpo_epsilon < 0.5:
             raise UsageError(f"`cdpo_epsilon` must lie in [0, 0.5), got {self.cdpo_epsilon}")
         if self.eval_db_ids is not None and not self.eval_db_ids:
             raise UsageError("`eval_db_ids` must name at least one held-out database (or be left unset)")
+        from sense_hub.pairs import PRESETS
+
+        if self.pairs_preset not in PRESETS:
+            raise UsageError(f"unknown `pairs_preset` {self.pairs_preset!r}; choose from {sorted(PRESETS)}")
+        from sense_hub.models import get_model, is_embedded
+
+        for name in ("model", "verifier_model", "question_model"):
+            if is_embedded(getattr(self, name)):
+                try:
+                    get_model(getattr(self, name))
+                except SenseHubError as err:
+                    raise UsageError(f"`{name}`: {err}") from err
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+_AT_LEAST_ONE = (
+    "weak_questions",
+    "weak_samples",
+    "eval_questions",
+    "max_new_tokens",
+    "sft_steps",
+    "cdpo_steps",
+    "batch_size",
+    "generation_batch_size",
+    "max_length",
+    "templates_per_database",
+    "synthesis_rounds",
+)
+
+
+def _type_name(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        optional = len(args) < len(typing.get_args(hint))
+        text = " or ".join(_type_name(a) for a in args)
+        return f"{text} or null" if optional else text
+    if typing.get_origin(hint) is list:
+        return "a list of " + {str: "strings", int: "integers", float: "numbers"}.get(args[0], str(args[0]))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
+def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
+    """Whether `value` fits the type hint, and the value as that type (an int for a float field becomes a float)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            ok, coerced = _coerce(option, value)
+            if ok:
+                return True, coerced
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        (item,) = typing.get_args(hint)
+        coerced = [_coerce(item, v) for v in value]
+        return all(ok for ok, _ in coerced), [v for _, v in coerced]
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string; a typed parser takes it
+            try:
+                value = float(value)
+            except ValueError:
+                return False, value
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return ok, float(value) if ok else value
+    return isinstance(value, hint), value
+
+
+def check_field_types(cls: type, values: dict[str, Any], *, where: dict[str, str] | None = None) -> dict[str, Any]:
+    """Check values against the type hints of a dataclass's fields, the way a typed parser would.
+
+    Booleans are not integers, an integer is a number (and becomes a float), a string is not a list of strings
+    (`db_ids: concert_singer` must be `[concert_singer]`), and NaN or infinity is not a number.
+
+    Args:
+        cls: the dataclass.
+        values: field name -> value (names that are not fields are left alone).
+        where: field name -> where the value came from (`quick.yaml:7`), used in the error.
+
+    Returns:
+        The values, with integers given for float fields turned into floats.
+
+    Raises:
+        UsageError: a value of the wrong type, naming where it came from, the field, the expected type and the value.
+    """
+    hints = typing.get_type_hints(cls)
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        ok, coerced = _coerce(hints[f.name], values[f.name])
+        if not ok:
+            place = f"{where[f.name]}: " if where and f.name in where else ""
+            expected = _type_name(hints[f.name])
+            if "list" in expected and isinstance(values[f.name], str):
+                expected += f" (a YAML list: [{values[f.name]}])"
+            raise UsageError(f"{place}`{f.name}` must be {expected}, got {values[f.name]!r}")
+        out[f.name] = coerced
+    return out
+
+
+def _key_lines(text: str, path: Path) -> dict[str, str]:
+    """`key -> "path:line"` for the top-level keys of a YAML mapping (for errors that point at the line)."""
+    import yaml
+
+    node = yaml.compose(text)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {key.value: f"{path}:{key.start_mark.line + 1}" for key, _ in node.value if isinstance(key.value, str)}
+
+
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> QuickstartConfig:
-    """Read a YAML config (if any) and apply command-line overrides; unknown keys are named in the error."""
+    """Read a YAML config (if any) and apply command-line overrides; every value is checked before any work starts.
+
+    Raises:
+        MissingFileError: the config file does not exist.
+        UsageError: the YAML does not parse, is not a mapping, has unknown keys, or a value of the wrong type or
+            out of range (naming the file, line and field).
+    """
     values: dict[str, Any] = {}
+    where: dict[str, str] = {}
     if path is not None:
         import yaml
 
@@ -142,18 +277,40 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> Quickstar
         if not path.is_file():
             raise MissingFileError(f"config file {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from err
+        try:
+            loaded = yaml.safe_load(text) or {}
+            where = _key_lines(text, path)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = err.problem or err.context
+            if err.context and err.context_mark and err.problem:
+                problem = f"{err.context} at line {err.context_mark.line + 1}: {err.problem}"
+            raise UsageError(f"{place}: not valid YAML ({problem}); fix the YAML syntax") from err
         except yaml.YAMLError as err:
             raise UsageError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
         if not isinstance(loaded, dict):
             raise UsageError(f"{path}: expected a mapping of QuickstartConfig fields, got {type(loaded).__name__}")
         known = {f.name for f in dataclasses.fields(QuickstartConfig)}
-        unknown = sorted(set(loaded) - known)
+        unknown = sorted(set(map(str, loaded)) - known)
         if unknown:
             raise UsageError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
         values.update(loaded)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return QuickstartConfig(**values)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    values.update(overrides)
+    for name in overrides:
+        where[name] = f"--{name.replace('_', '-')}"
+    values = check_field_types(QuickstartConfig, values, where=where)
+    try:
+        return QuickstartConfig(**values)
+    except UsageError as err:
+        field_name = next((n for n in where if f"`{n}`" in str(err)), None)
+        if field_name is None:
+            raise
+        raise UsageError(f"{where[field_name]}: {err}") from err
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -186,6 +343,10 @@ class Layout:
     @property
     def report(self) -> Path:
         return self.root / "report.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "quickstart.log"
 
 
 class State:
@@ -628,22 +789,49 @@ class Pipeline:
 
     # -- driver ----------------------------------------------------------------------------------------------
 
+    def check_models(self) -> None:
+        """Fail before any stage runs when an embedded model that a stage still to run needs is not installed.
+
+        Raises:
+            EmbeddedModelError: the model's packages are missing or damaged (the message says what to install).
+        """
+        from sense_hub.models import get_model, is_embedded, part_paths
+
+        needs = {"strong": (self.config.verifier_model, self.config.question_model), "weak": (self.config.model,)}
+        needs.update({"eval_base": (self.config.model,), "sft": (self.config.model,)})
+        for stage, models in needs.items():
+            if stage not in self.state.done:
+                for model in models:
+                    if is_embedded(model):
+                        part_paths(get_model(model))
+
     def run(self, *, console=None) -> dict[str, Any]:
+        """Run the stages still to do: one line per stage on the terminal (stderr), then the summary table.
+
+        Library warnings, training metrics and the libraries' progress bars go to `DIR/quickstart.log`
+        (`terminal.capture_to_log`), whose path is printed after the table.
+        """
         from rich.console import Console
 
-        console = console or Console(stderr=True)
-        for index, name in enumerate(STAGES, 1):
-            if name in self.state.done:
-                console.print(f"[dim][{index}/{len(STAGES)}] {name}: done earlier, skipped[/dim]")
-                continue
-            console.print(f"[bold][{index}/{len(STAGES)}] {name}[/bold]")
-            start = time.perf_counter()
-            stage: Callable[[], dict[str, Any]] = getattr(self, f"stage_{name}")
-            summary = stage()
-            summary["seconds"] = round(time.perf_counter() - start, 1)
-            self.state.done[name] = summary
-            self.state.save()
-        console.print(summary_table(self.state.done))
+        from sense_hub.terminal import capture_to_log
+
+        self.check_models()
+        with capture_to_log(self.layout.log) as terminal:
+            console = console or Console(file=terminal.stream, highlight=False)
+            for index, name in enumerate(STAGES, 1):
+                if name in self.state.done:
+                    console.print(f"[dim][{index}/{len(STAGES)}] {name}: done earlier, skipped[/dim]")
+                    continue
+                with terminal.stage(f"[{index}/{len(STAGES)}] {name}"):
+                    start = time.perf_counter()
+                    stage: Callable[[], dict[str, Any]] = getattr(self, f"stage_{name}")
+                    summary = stage()
+                    summary["seconds"] = round(time.perf_counter() - start, 1)
+                self.state.done[name] = summary
+                self.state.save()
+            console.print(summary_table(self.state.done))
+        if self.layout.log.exists():  # a plain line: rich would wrap a long path
+            terminal.line(f"Warnings, training logs and progress bars: {self.layout.log}")
         return self.state.done
 
 

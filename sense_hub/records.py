@@ -7,12 +7,15 @@ mid-write leaves a file the next run can resume from:
 - `read_jsonl` / `iter_jsonl`: every line must be a JSON object; blank lines are skipped.
 - `read_complete_jsonl`: for files being appended to; a torn last line (a write cut short by a kill) is left out
   and reported, the file is not changed. `JsonlAppender` cuts such a line off before it appends.
+- `read_csv_rows`: the rows of a CSV file; a quote that is never closed (which would swallow the rest of the file
+  into one cell) is an error naming the line it opens on.
 - `write_jsonl` / `write_json`: written to a temporary file, fsynced, then renamed over the target, so a reader
   sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -26,6 +29,7 @@ from sense_hub.errors import MissingFileError, RecordError, SenseHubError
 
 __all__ = [
     "JsonlAppender",
+    "read_csv_rows",
     "append_jsonl",
     "dumps_line",
     "iter_jsonl",
@@ -98,6 +102,38 @@ def read_jsonl(
     if missing_ok and not Path(path).exists():
         return []
     return [record for _, record in iter_jsonl(path, error=error, fix=fix)]
+
+
+def read_csv_rows(path: str | Path, *, error: type[SenseHubError] = RecordError) -> list[list[str]]:
+    """The rows of a CSV file (text decoded as UTF-8, a byte-order mark dropped, bad bytes replaced).
+
+    The file is parsed strictly: a quoted field that is never closed, or text right after a closing quote, is an
+    error naming the line where that row starts, instead of a cell that silently holds the rest of the file.
+
+    Raises:
+        MissingFileError: the file does not exist.
+        RecordError (or `error`): malformed quoting, naming `path:line`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such file")
+    rows: list[list[str]] = []
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh, strict=True)
+        start = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return rows
+            except csv.Error as err:
+                what = "a quote opened here is never closed" if "end of data" in str(err) else str(err)
+                raise error(
+                    f"{path}:{start}: malformed CSV ({what}); close the quote, or double a quote inside a quoted "
+                    'field ("")'
+                ) from err
+            rows.append(row)
+            start = reader.line_num + 1
 
 
 def read_complete_jsonl(

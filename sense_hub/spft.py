@@ -539,6 +539,9 @@ def train_round(
         peft_config=peft_config,
     )
     checkpoint = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    from sense_hub.training import log_steps_quietly
+
+    log_steps_quietly(trainer)  # per-step metric dicts go to the log, not under the bar
     trainer.train(resume_from_checkpoint=checkpoint)
     model_dir = save_trained_model(trainer, out_dir / "model", merge_lora=peft_config is not None)
     if trainer.accelerator.is_main_process:

@@ -775,6 +775,34 @@ def _finish(trainer, script_args, training_args, model_args, *, stage: str, push
     return output_dir
 
 
+def log_steps_quietly(trainer) -> None:
+    """Send the trainer's per-step metric dicts to the `sense_hub.training` logger instead of stdout.
+
+    The training bar stays (one per stage); the dicts that `ProgressCallback` / `PrinterCallback` print under it,
+    and the nested evaluation bar, do not reach the terminal: they are log records, which `terminal.capture_to_log`
+    writes to the run's log file.
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    class StepLogProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                logger.info("step %d: %s", state.global_step, json.dumps(logs, default=str))
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            return None  # no nested evaluation bar
+
+    class StepLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                logger.info("step %d: %s", state.global_step, json.dumps(logs, default=str))
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(StepLogProgress())
+    if trainer.pop_callback(PrinterCallback) is not None:
+        trainer.add_callback(StepLog())
+
+
 class TimeBudgetCallback(TrainerCallback):
     """Stops training after the first optimizer step that ends past `minutes` of wall time (`max_train_minutes`)."""
 
@@ -803,6 +831,7 @@ class TimeBudgetCallback(TrainerCallback):
 def _train(trainer, training_args, max_train_minutes: float | None = None) -> None:
     if max_train_minutes:
         trainer.add_callback(TimeBudgetCallback(max_train_minutes))
+    log_steps_quietly(trainer)
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     loss = result.training_loss
     if not math.isfinite(loss):

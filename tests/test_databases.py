@@ -68,6 +68,18 @@ def test_sibling_databases(tiny_db):
     assert sibling_databases(tiny_db) == [tiny_db, other]
 
 
+def test_sibling_that_is_not_a_database_is_named_and_skipped(tiny_db, caplog):
+    junk = tiny_db.parent / "old_backup.sqlite"
+    junk.write_text("not a database, a stray backup\n" * 10)
+    empty = tiny_db.parent / "half_copied.sqlite"
+    empty.touch()
+    other = make_tiny_db(tiny_db.parent / "concert_singer_2.sqlite")
+    with caplog.at_level("WARNING", logger="sense_hub.databases"):
+        assert sibling_databases(tiny_db) == [tiny_db, other]
+    assert str(junk) in caplog.text and "not an SQLite database" in caplog.text
+    assert str(empty) in caplog.text and "empty" in caplog.text
+
+
 def test_introspect(tiny_db):
     schema = introspect(tiny_db, sample_values=2)
     assert schema.db_id == "concert_singer"

@@ -227,3 +227,55 @@ def test_script_command_line_pushes_with_hf_endpoint(tmp_path):
         == (tmp_path / "strong" / "default" / "train-00000-of-00001.parquet").read_bytes()
     )
     assert "dataset_scripts/build_strong.py --input" in remote["README.md"].decode()
+
+
+def _bad_weak_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """The weak records a careless user hands the scripts, and what the one-line error must say."""
+    good = weak_records(["concert_singer"])[0]
+    missing = {k: v for k, v in good.items() if k != "question"}
+    wrong_type = {**good, "sample_index": "0"}
+    files = {
+        "missing field": (
+            write_jsonl(tmp_path / "missing.jsonl", [good, missing]),
+            "record 2: missing field 'question'",
+        ),
+        "wrong type": (write_jsonl(tmp_path / "type.jsonl", [wrong_type]), "field 'sample_index' must be int"),
+    }
+    byte = tmp_path / "byte.jsonl"
+    byte.write_bytes(json.dumps(good).encode() + b"\n" + json.dumps(good).encode().replace(b"How", b"H\xffw") + b"\n")
+    files["non-UTF-8 byte"] = (byte, "byte.jsonl:2: not UTF-8 text")
+    return files
+
+
+@pytest.mark.parametrize("case", ["missing field", "wrong type", "non-UTF-8 byte"])
+@pytest.mark.parametrize("script", ["build_pairs", "build_weak"])
+def test_bad_weak_records_give_one_line_and_exit_2(tmp_path, db_root, capsys, monkeypatch, script, case):
+    """`run_script` is what each script's `__main__` calls: the CLI's handling of `SenseHubError`, in one place."""
+    from sense_hub.cli import run_script
+
+    path, needle = _bad_weak_files(tmp_path)[case]
+    module = load_script(script)
+    argv = [f"{script}.py", "--input", str(path), "--output_dir", str(tmp_path / "out")]
+    if script == "build_pairs":
+        argv += ["--preset", "grouped-any-limit1", "--db_root", str(db_root)]
+    monkeypatch.setattr("sys.argv", argv)
+    assert run_script(f"{script}.py", module.main, module.make_parser) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"{script}.py: ") and needle in err[-1] and str(path) in err[-1], err
+    assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_script_entry_point_exits_2_with_one_line(tmp_path):
+    """The real `__main__`: a fresh interpreter, a bad argument value and a bad record file, no traceback."""
+    import subprocess
+    import sys
+
+    path, _ = _bad_weak_files(tmp_path)["non-UTF-8 byte"]
+    for extra, needle in ((["--validation_fraction", "2"], "`validation_fraction` must lie in [0, 1)"), ([], "byte")):
+        argv = [sys.executable, str(SCRIPTS / "build_weak.py"), "--input", str(path)]
+        argv += ["--output_dir", str(tmp_path / "out"), *extra]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("build_weak.py: ")
+        assert needle in proc.stderr

@@ -361,3 +361,38 @@ def test_evaluate_generator_generates_extracts_and_judges(tiny_db):
         gen, prompts[:1], config=GenerationConfig(n=2), db_paths=[tiny_db], gold=["SELECT count(*) FROM singer"]
     )
     assert [v.correct for v in judged.verdicts] == [True, False]
+
+
+def _eval_one(tmp_path, root, capsys, sql="SELECT count(*) FROM singer"):
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"db_id": "concert_singer", "gold": sql, "pred": sql}) + "\n")
+    out = tmp_path / "out.jsonl"
+    code = main(["eval", "--predictions", str(pred), "--db-root", str(root), "--output", str(out), "--workers", "0"])
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in out.read_text().splitlines()] if code == 0 else []
+    return code, rows, captured.err
+
+
+def test_eval_skips_a_stray_file_among_the_databases_and_names_it(tiny_db, tmp_path, capsys, caplog):
+    junk = tiny_db.parent / "old_backup.sqlite"
+    junk.write_text("a stray backup, not SQLite\n" * 10)
+    with caplog.at_level("WARNING"):
+        code, rows, _ = _eval_one(tmp_path, tiny_db.parent.parent, capsys)
+    assert code == 0 and rows[0]["correct"] is True and rows[0]["error"] is None  # was missing_db
+    assert str(junk) in caplog.text and "skipping" in caplog.text
+
+
+def test_eval_names_an_empty_database_file(tmp_path, capsys):
+    db = tmp_path / "dbs" / "concert_singer" / "concert_singer.sqlite"
+    db.parent.mkdir(parents=True)
+    db.touch()
+    code, rows, _ = _eval_one(tmp_path, tmp_path / "dbs", capsys)
+    assert code == 0 and rows[0]["error"] == "missing_db"
+    assert "empty" in rows[0]["message"] and str(db) in rows[0]["message"]
+
+
+def test_eval_on_a_db_root_without_databases_exits_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "dbs" / "concert_singer").mkdir(parents=True)  # a folder, but no concert_singer.sqlite in it
+    code, _, err = _eval_one(tmp_path, tmp_path / "dbs", capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "no databases under" in err and str(tmp_path / "dbs") in err and "Traceback" not in err

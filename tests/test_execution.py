@@ -277,3 +277,110 @@ def test_memory_error_in_worker_is_data(tiny_db, monkeypatch):
     with Executor(workers=1, start_method="fork") as ex:
         big, small = ex.map([(tiny_db, sql), (tiny_db, "SELECT 1")])
     assert big.error == "too_large" and small.rows == ((1,),)
+
+
+# One SQLite step per row that takes ~0.1-0.5 s (a 10 MB blob made and hex-encoded): the progress handler, which
+# looks at the clock every PROGRESS_STEPS steps, alone would let this 216-row query run for tens of seconds.
+HEAVY_ROWS = "SELECT sum(length(hex(zeroblob(10000000 + a.x + b.x + c.x)))) FROM six a, six b, six c"
+
+
+@pytest.fixture
+def six_db(tmp_path):
+    db = tmp_path / "six" / "six.sqlite"
+    db.parent.mkdir()
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE six (x INTEGER)")
+    con.executemany("INSERT INTO six VALUES (?)", [(i,) for i in range(6)])
+    con.commit()
+    con.close()
+    return db
+
+
+def test_timeout_holds_when_each_row_is_expensive(six_db):
+    r = execute(six_db, HEAVY_ROWS, timeout=1.0)
+    assert r.error == "timeout" and "interrupted" in r.message
+    assert r.elapsed < 1.0 + 2.0  # the watchdog interrupts within a step; without it this runs for 20+ s
+
+
+def test_timeout_holds_in_worker_processes(six_db):
+    execute(six_db, "SELECT 1")  # the parent's watchdog thread runs: forking must still be safe
+    with Executor(workers=2, timeout=1.0, start_method="fork") as ex:
+        heavy, small = ex.map([(six_db, HEAVY_ROWS), (six_db, "SELECT count(*) FROM six")])
+    # stopped by the worker itself (SQLite's "interrupted"), not by the parent killing a stuck worker at 3 s
+    assert heavy.error == "timeout" and "interrupted" in heavy.message and heavy.elapsed < 1.0 + 2.0
+    assert small.rows == ((6,),)
+
+
+def test_fork_is_chosen_while_only_the_watchdog_thread_runs(six_db):
+    import threading
+
+    execute(six_db, "SELECT 1")
+    if threading.active_count() - 1 != 1:
+        pytest.skip("another thread runs in this test process")
+    assert execution._context(None).get_start_method() == "fork"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 0, -1, float("inf"), "soon"])
+def test_timeouts_that_are_no_limit_are_refused(tiny_db, bad):
+    with pytest.raises(ValueError, match="timeout must be"):
+        execute(tiny_db, "SELECT 1", timeout=bad)
+    with pytest.raises(ValueError, match="timeout"):
+        Executor(timeout=bad)
+
+
+@pytest.mark.parametrize("bad", ["nan", "0", "-1", "inf"])
+def test_eval_refuses_a_timeout_that_is_no_limit(tiny_db, tmp_path, capsys, bad):
+    from sense_hub.cli import main
+
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text('{"db_id": "concert_singer", "gold": "SELECT 1", "pred": "SELECT 1"}\n')
+    code = main(["eval", "--predictions", str(pred), "--db-root", str(tiny_db.parent.parent), "--timeout", bad])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--timeout" in err and "Traceback" not in err
+
+
+def test_in_process_sqlite_heap_is_capped(tiny_db, monkeypatch):
+    sql = "SELECT length(hex(zeroblob(30000000)))"  # ~90 MB of SQLite heap (the blob and its hex text)
+    assert execute(tiny_db, sql).rows == ((60000000,),)
+    original = execution.HEAP_LIMIT
+    monkeypatch.setattr(execution, "HEAP_LIMIT", 64 * 2**20)
+    monkeypatch.setattr(execution, "_heap_limit_pid", -1)
+    try:
+        r = execute(tiny_db, sql)
+        assert r.error == "too_large" and "memory" in r.message.lower()
+        assert execute(tiny_db, "SELECT count(*) FROM singer").rows == ((5,),)  # the process is fine
+    finally:
+        con = sqlite3.connect(":memory:")
+        con.execute(f"PRAGMA hard_heap_limit = {original}")
+        con.close()
+
+
+def test_huge_rows_stop_at_the_byte_cap_before_they_load(six_db):
+    sql = "SELECT hex(zeroblob(4000000)) FROM six a, six b, six c"  # 216 rows of 8 MB = 1.7 GB if all loaded
+    r = execute(six_db, sql, max_bytes=20 * 2**20)
+    assert r.error == "too_large" and r.truncated
+    assert 1 <= len(r.rows) <= 2 and sum(len(row[0]) for row in r.rows) <= 20 * 2**20
+
+
+def test_empty_database_file_is_named(tmp_path):
+    empty = tmp_path / "e" / "e.sqlite"
+    empty.parent.mkdir()
+    empty.touch()
+    r = execute(empty, "SELECT * FROM singer")
+    assert r.error == "missing_db" and "empty" in r.message and str(empty) in r.message
+
+
+def test_pragmas_follow_one_rule_in_both_forms(tiny_db):
+    statement = execute(tiny_db, "PRAGMA table_info(singer)")
+    function = execute(tiny_db, "SELECT * FROM pragma_table_info('singer')")
+    assert statement.ok and function.ok and statement.rows == function.rows
+    assert [row[1] for row in function.rows] == ["singer_id", "name", "country", "age"]
+    for sql in (
+        "PRAGMA database_list",
+        "SELECT file FROM pragma_database_list",
+        "SELECT * FROM pragma_writable_schema",
+    ):
+        r = execute(tiny_db, sql)
+        assert r.error == "refused", sql  # database_list would show the server's file path
+    r = execute(tiny_db, "WITH x AS (SELECT 1) UPDATE sqlite_master SET sql = 'x'")
+    assert r.error == "refused"

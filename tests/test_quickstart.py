@@ -1,12 +1,18 @@
 """The main job end to end with the tiny model: the output contract of ARCHITECTURE.md, resume, config errors."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from sense_hub.cli import main
 from sense_hub.quickstart import STAGES, QuickstartConfig, load_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +36,17 @@ def quickstart_run(tmp_path_factory, tiny_model_dir):
             }
         )
     )
-    assert main(["quickstart", "--output-dir", str(out), "--config", str(config)]) == 0
+    # the real command in a fresh interpreter, as `make demo` runs it: its terminal output is checked below
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sense_hub.cli", "quickstart", "--output-dir", str(out), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    (out.parent / "terminal.txt").write_text(proc.stdout + "\n----\n" + proc.stderr, encoding="utf-8")
     return out, config
 
 
@@ -69,6 +85,27 @@ def test_quickstart_writes_the_contracted_layout(quickstart_run, tmp_path):
         AutoModelForCausalLM.from_pretrained(folder)
 
 
+def test_quickstart_terminal_shows_stage_lines_and_the_table_and_logs_the_rest(quickstart_run):
+    """Library warnings, nested tqdm bars and TRL's per-step dicts go to DIR/quickstart.log, not the terminal."""
+    out, _ = quickstart_run
+    stdout, stderr = (out.parent / "terminal.txt").read_text(encoding="utf-8").split("\n----\n")
+    assert json.loads(stdout.strip().splitlines()[-1])["output_dir"] == str(out)
+    assert stdout.count("\n") == 1, stdout  # the result line only: no {'loss': ...} dicts
+    lines = stderr.splitlines()
+    assert [line for line in lines if line.startswith("[")] == [
+        f"[{i}/{len(STAGES)}] {n}" for i, n in enumerate(STAGES, 1)
+    ]
+    assert "sense-hub quickstart" in stderr and "eval_cdpo" in stderr  # the final table still prints
+    assert lines[-1] == f"Warnings, training logs and progress bars: {out / 'quickstart.log'}"
+    shown = "\n".join(lines[:-1])  # all but the line naming the log
+    for noise in ("Warning", "%|", "it/s", "examples/s", "'loss'", '"loss"', "Traceback"):
+        assert noise not in shown, noise
+    log = (out / "quickstart.log").read_text(encoding="utf-8")
+    assert "sense_hub.training: step 1: {" in log and '"loss"' in log  # TRL's per-step metrics
+    assert "Tokenizing train dataset" in log and "%|" in log  # the libraries' bars
+    assert "FutureWarning" in log  # transformers' deprecation warnings
+
+
 def test_quickstart_rerun_resumes_without_redoing_stages(quickstart_run, capsys):
     out, config = quickstart_run
     state = json.loads((out / "work" / "state.json").read_text())
@@ -94,3 +131,60 @@ def test_config_errors_name_the_key_and_the_fix(tmp_path):
         QuickstartConfig(cdpo_epsilon=0.7)
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         load_config(tmp_path / "missing.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ('weak_samples: "four"\n', r"bad\.yaml:1: `weak_samples` must be an integer, got 'four'"),
+        (
+            "seed: 0\ndb_ids: concert_singer\n",
+            r"bad\.yaml:2: `db_ids` must be a list of strings or null \(a YAML list",
+        ),
+        ("sft_steps: many\n", r"bad\.yaml:1: `sft_steps` must be an integer, got 'many'"),
+        ("sft_steps: 2.5\n", r"`sft_steps` must be an integer, got 2\.5"),
+        ("private: 1\n", r"`private` must be true or false, got 1"),
+        ("weak_temperature: .inf\n", r"`weak_temperature` must be a number, got inf"),
+        ("eval_db_ids: [a, 3]\n", r"`eval_db_ids` must be a list of strings or null, got \['a', 3\]"),
+        ("validation_fraction: 1.0\n", r"bad\.yaml:1: `validation_fraction` must lie in \[0, 1\)"),
+        ("weak_questions: 0\n", r"`weak_questions` must be at least 1, got 0"),
+        ("model: [embedded\n", r"bad\.yaml:2:1: not valid YAML"),
+        ("- a\n- b\n", r"expected a mapping of QuickstartConfig fields, got list"),
+    ],
+)
+def test_config_values_are_checked_before_any_work(tmp_path, yaml_text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml_text)
+    with pytest.raises(ValueError, match=message):
+        load_config(bad, {"output_dir": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_values_take_the_field_types(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("sft_learning_rate: 1e-4\ncdpo_beta: 1\ndb_ids: [a, b]\neval_db_ids: [b]\nverifier_model: null\n")
+    config = load_config(good, {"model": "other"})
+    assert config.sft_learning_rate == 1e-4 and isinstance(config.cdpo_beta, float)  # YAML 1.1 reads 1e-4 as text
+    assert config.db_ids == ["a", "b"] and config.verifier_model is None and config.model == "other"
+    with pytest.raises(ValueError, match=r"`weak_samples` must be an integer, got '4'"):
+        QuickstartConfig(weak_samples="4")
+
+
+def test_a_missing_embedded_model_fails_before_the_first_stage(tmp_path, capsys, monkeypatch):
+    """The verifier is needed by the second stage: a missing package is named before the first one starts."""
+    import dataclasses
+
+    from sense_hub import models
+
+    qwen = models.REGISTRY["qwen2.5-coder-1.5b"]
+    first = dataclasses.replace(qwen.parts[0], package="sense-absent-part1", module="sense_absent_part1")
+    monkeypatch.setitem(
+        models.REGISTRY, "qwen2.5-coder-1.5b", dataclasses.replace(qwen, parts=(first, *qwen.parts[1:]))
+    )
+    out = tmp_path / "out"
+    config = tmp_path / "q.yaml"
+    config.write_text("verifier_model: embedded:qwen2.5-coder-1.5b\n")
+    assert main(["quickstart", "--output-dir", str(out), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "qwen2.5-coder-1.5b needs sense-absent-part1, not installed" in err and err.count("\n") == 1, err
+    assert not (out / "databases").exists()

@@ -17,6 +17,7 @@ import orjson
 
 from sense_hub.errors import MissingFileError, SenseHubError, UsageError
 from sense_hub.evaluation import evaluate_records, input_fingerprints, read_predictions, summarize
+from sense_hub.execution import check_timeout
 from sense_hub.fingerprints import (
     FingerprintMismatchError,
     check_databases,
@@ -128,8 +129,10 @@ def run_cli(args: argparse.Namespace) -> int:
         raise MissingFileError(f"gold file not found: {args.gold}")
     if not args.db_root.is_dir():
         raise MissingFileError(f"--db-root is not a folder: {args.db_root} (it must hold <db_id>/<db_id>.sqlite)")
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    try:
+        check_timeout(args.timeout, name="--timeout")
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
     if args.allow_changed_databases and args.expect_fingerprints is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sense_hub.benchmarks import BENCHMARKS, find_benchmark_root, load_benchmark, load_examples
 from sense_hub.errors import UsageError
+from sense_hub.execution import check_timeout
 from sense_hub.generation import BACKENDS
 from sense_hub.matching import METRICS
 from sense_hub.sampling import budget_report, predict, sample_candidates, weak_stats
@@ -93,6 +94,10 @@ def run_cli(args: argparse.Namespace) -> int:
     from sense_hub.generation import load_generator
 
     command = getattr(args, "_command", "sample")
+    try:
+        check_timeout(args.timeout, name="--timeout")
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     examples, db_roots = load_examples_from_args(args)
     generator = load_generator(
         args.model,

@@ -21,7 +21,8 @@ Configuration comes from environment variables (`SpaceConfig.from_env`):
     SENSE_TIMEOUT         seconds a query may run (default 10)
     SENSE_MAX_UPLOAD_MB   largest upload in MB (default 200)
 
-Modules: `config` (SpaceConfig, from environment variables), `uploads` (visitor folders, upload checks),
+Modules: `config` (SpaceConfig, from environment variables), `uploads` (visitor folders, the upload ledger, upload
+checks), `gate` (one request per visitor at a time, a bounded number in all),
 `display` (schema, tables, error text, transpiling), `assistant` (SQLAssistant: generate, run, vote), `ui` (the
 page and its API).
 """
@@ -37,12 +38,14 @@ from sense_hub.space.display import (
     table_names,
     transpile_sql,
 )
-from sense_hub.space.ui import build_demo, example_databases, launch_options
-from sense_hub.space.uploads import SessionStore, latest_upload, prepare_database
+from sense_hub.space.gate import Busy, VisitorGate
+from sense_hub.space.ui import build_demo, example_databases, launch_options, serve
+from sense_hub.space.uploads import SessionStore, UploadLedger, latest_upload, prepare_database
 
 __all__ = [
     "DIALECTS",
     "Answer",
+    "Busy",
     "Candidate",
     "DEFAULT_MODEL",
     "DISPLAY_ROWS",
@@ -51,6 +54,8 @@ __all__ = [
     "ModelError",
     "SQLAssistant",
     "SessionStore",
+    "UploadLedger",
+    "VisitorGate",
     "SpaceConfig",
     "UploadError",
     "build_demo",
@@ -61,6 +66,7 @@ __all__ = [
     "prepare_database",
     "preview_rows",
     "result_table",
+    "serve",
     "schema_markdown",
     "table_names",
     "transpile_sql",

@@ -153,15 +153,13 @@ class SQLAssistant:
             ValueError: an empty or too long question, or `n` out of range.
             ModelError: the model failed.
         """
-        from sense_hub.execution import execute
-
         start = time.perf_counter()
         sqls = self.write_sql(question, db_path, n=n, seed=seed)
         generated = time.perf_counter()
         cache: dict[str, Any] = {}
         for sql in sqls:
             if sql not in cache:
-                cache[sql] = execute(db_path, sql, timeout=self.config.timeout, max_rows=self.config.max_rows)
+                cache[sql] = self.run_sql(sql, db_path)
         results = [cache[sql] for sql in sqls]
         best, votes = vote(results)
         candidates = [Candidate(sql=s, result=r, votes=v) for s, r, v in zip(sqls, results, votes, strict=True)]
@@ -174,7 +172,8 @@ class SQLAssistant:
         )
 
     def run_sql(self, sql: str, db_path: str | Path):
-        """Execute visitor SQL read-only with the configured timeout and row cap (an `ExecutionResult`)."""
+        """Execute visitor SQL read-only with the configured timeout and result caps (an `ExecutionResult`)."""
         from sense_hub.execution import execute
 
-        return execute(db_path, sql or "", timeout=self.config.timeout, max_rows=self.config.max_rows)
+        c = self.config
+        return execute(db_path, sql or "", timeout=c.timeout, max_rows=c.max_rows, max_bytes=c.max_result_bytes)

@@ -4,6 +4,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from sense_hub.execution import check_timeout
 from sense_hub.models import REGISTRY, STRONG
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,14 @@ class SpaceConfig:
         temperature: sampling temperature used when more than one candidate is asked for (one is greedy).
         max_candidates: the most candidates a visitor may ask for.
         timeout: seconds a query may run before it is interrupted.
-        max_rows: the most rows a query returns.
+        max_rows: the most rows a query returns (the page shows the first `DISPLAY_ROWS`).
+        max_result_mb: the most a result may weigh (strings and blobs by length), in MB: a browser table shows a
+            few MB comfortably, and a larger JSON answer takes minutes to arrive; a bigger result is cut there.
         max_upload_mb: the largest upload accepted, in MB.
+        max_running_queries: SQL queries that may run at once across visitors (each visitor runs one at a time);
+            one more is told the Space is busy.
+        max_waiting_answers: questions that may wait for the model at once (one visitor, one question); one more
+            is told the Space is busy.
         fast_greedy: for one greedy answer from a local transformers model, reuse the schema's key/value cache
             between questions on the same database and stop once the first SQL statement is complete
             (`GreedyPrefixCache`); off, every answer runs the generator's own `generate`.
@@ -83,18 +90,30 @@ class SpaceConfig:
     max_candidates: int = 8
     timeout: float = 10.0
     max_rows: int = 10_000
+    max_result_mb: float = 5.0
     max_upload_mb: int = 200
+    max_running_queries: int = 16
+    max_waiting_answers: int = 8
     fast_greedy: bool = True
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
             raise ValueError(f"`max_new_tokens` must be at least 1, got {self.max_new_tokens}")
-        if self.timeout <= 0:
-            raise ValueError(f"`timeout` must be positive, got {self.timeout}")
+        check_timeout(self.timeout, name="`timeout` (SENSE_TIMEOUT)")
         if self.max_upload_mb < 1:
             raise ValueError(f"`max_upload_mb` must be at least 1, got {self.max_upload_mb}")
+        if not self.max_rows >= 1 or not self.max_result_mb > 0:
+            raise ValueError(
+                f"`max_rows` and `max_result_mb` must be positive, got {self.max_rows}, {self.max_result_mb}"
+            )
+        if self.max_running_queries < 1 or self.max_waiting_answers < 1:
+            raise ValueError("`max_running_queries` and `max_waiting_answers` must be at least 1")
         if self.max_candidates < 1:
             raise ValueError(f"`max_candidates` must be at least 1, got {self.max_candidates}")
+
+    @property
+    def max_result_bytes(self) -> int:
+        return int(self.max_result_mb * 1024 * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -95,7 +95,9 @@ def describe_error(result, *, timeout: float | None = None) -> str:
     if kind == "missing_db":
         return "The database is gone (the session may have expired); upload it again."
     if kind == "too_large":
-        return f"The result is too large to show. Add a LIMIT or select fewer columns. {message}".strip()
+        cap = re.search(r"\(([^)]*)\)", message)
+        limit = f" ({cap.group(1)}: what a browser table shows)" if cap else ""
+        return f"The result is larger than this Space returns{limit}. Add a LIMIT or select fewer columns."
     return f"The query failed ({kind}): {message}"
 
 

@@ -20,7 +20,15 @@ from sense_hub.space.display import (
     table_names,
     transpile_sql,
 )
-from sense_hub.space.uploads import CSV_SUFFIXES, SQLITE_SUFFIXES, SessionStore, latest_upload, prepare_database
+from sense_hub.space.gate import Busy, VisitorGate
+from sense_hub.space.uploads import (
+    CSV_SUFFIXES,
+    SQLITE_SUFFIXES,
+    SessionStore,
+    UploadLedger,
+    latest_upload,
+    prepare_database,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +57,9 @@ def _pick_examples(seeds: list[dict], *, per_database: int = 2) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------- the page
 
+#: Events that may wait in Gradio's queue (uploads, previews); beyond it Gradio answers "Queue is full", 503.
+QUEUE_SIZE = 64
+
 CSS = """
 #status, #db-status { min-height: 1.5em; }
 footer { display: none !important; }
@@ -67,6 +78,34 @@ def launch_options(config: SpaceConfig | None = None) -> dict:
     }
 
 
+def serve(demo, config: SpaceConfig | None = None) -> None:
+    """Launch `demo` (built by `build_demo`) and block until Ctrl-C or SIGTERM, then delete every visitor's files.
+
+    A Space (or `docker stop`, or systemd) stops the app with SIGTERM, which Python does not turn into an exception
+    and `atexit` does not see; here it is handled like Ctrl-C: the server closes, uploads not yet taken and every
+    visitor's folder are deleted, and the process exits.
+    """
+    import signal
+    import threading
+
+    def _stop(signum, frame):
+        server = getattr(demo, "server", None)
+        if server is not None:  # uvicorn would otherwise wait for open connections (clients' event streams)
+            server.force_exit = True
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    try:
+        demo.launch(**launch_options(config))
+    finally:
+        cleanup = getattr(demo, "sense_cleanup", None)
+        if cleanup is not None:
+            cleanup()
+        logger.info("visitor files deleted; bye")
+
+
 def build_demo(
     config: SpaceConfig | None = None,
     *,
@@ -79,6 +118,12 @@ def build_demo(
     API endpoints: `/answer` (database file, question) → (SQL text, result table) and `/run_sql` (database file,
     SQL) → result table. `/answer` returns the model's SQL even when it fails, with a one-column `error` table
     saying why; `/run_sql` raises a Gradio error (a human message) for SQL it refuses or cannot run.
+
+    Visitors cannot block or read each other: queries and questions take a turn at a `VisitorGate` (one at a time
+    per visitor, a bounded number in all, "busy, try again" beyond) instead of waiting in Gradio's first-come
+    queue; each upload is moved into the visitor's private folder as soon as it arrives (`UploadLedger`,
+    `SessionStore.take_uploads`), so its path is worthless to anyone else; and results are capped in rows and
+    bytes at what a browser table shows.
 
     Args:
         config: model and limits (default: `SpaceConfig.from_env()`).
@@ -93,10 +138,26 @@ def build_demo(
     sessions = sessions or SessionStore()
     example_paths, seeds = example_databases(examples_root)
     examples = _pick_examples(seeds)
+    uploads = UploadLedger()
+    queries = VisitorGate(config.max_running_queries, what="query", seconds=config.timeout)
+    questions = VisitorGate(config.max_waiting_answers, what="question")
+
+    def _visitor(request: gr.Request) -> str:
+        return getattr(request, "session_hash", None) or "anonymous"
+
+    def _own_files(files, request: gr.Request) -> list[Path]:
+        return sessions.take_uploads(_visitor(request), files, uploads)
 
     def _session_db(files, request: gr.Request) -> Path:
-        session = getattr(request, "session_hash", None) or "anonymous"
-        return prepare_database(files, workdir=sessions.workdir(session), max_bytes=config.max_upload_bytes)
+        own = _own_files(files, request)
+        return prepare_database(own, workdir=sessions.workdir(_visitor(request)), max_bytes=config.max_upload_bytes)
+
+    def _cut_note(result) -> str:
+        return (
+            f" (cut at {config.max_rows:,} rows / {config.max_result_mb:g} MB, what this Space returns; add a LIMIT)"
+            if result.truncated
+            else ""
+        )
 
     def _fail(message: str) -> str:
         gr.Warning(message)
@@ -109,11 +170,11 @@ def build_demo(
         cleared = gr.update(choices=[], value=None)
         if not files:
             return gr.update(), None, "Upload a database or pick an example below.", "", cleared, empty
-        files = [str(f) for f in (files if isinstance(files, list) else [files])]
-        kept = latest_upload(files)
-        shown = gr.update(value=kept) if kept != files else gr.update()
+        shown = gr.update()  # the box keeps what the visitor sees; the files themselves are already private copies
         try:
-            db = _session_db(kept, request)
+            own = _own_files(files, request)
+            kept = latest_upload([str(f) for f in own])
+            db = prepare_database(kept, workdir=sessions.workdir(_visitor(request)), max_bytes=config.max_upload_bytes)
             names = table_names(db)
             schema = schema_markdown(db)
         except UploadError as e:
@@ -139,13 +200,14 @@ def build_demo(
         except ValueError as e:
             return f"-- {e}"
 
-    def on_ask(db, question, n, dialect):
+    def on_ask(db, question, n, dialect, request: gr.Request):
         empty = {"headers": [], "data": []}
         if not db:
             return "", empty, _fail("Upload a database (or pick an example) first."), [], ""
         try:
-            answer = assistant.answer(question, db, n=int(n))
-        except (ValueError, ModelError) as e:
+            with questions.turn(_visitor(request)):
+                answer = assistant.answer(question, db, n=int(n))
+        except (ValueError, ModelError, Busy) as e:
             return "", empty, _fail(str(e)), [], ""
         except Exception as e:
             logger.exception("answer failed")
@@ -160,10 +222,10 @@ def build_demo(
             for c in answer.candidates
         ]
         timing = f"model {answer.generation_s:.1f} s, SQLite {answer.execution_s * 1000:.0f} ms"
-        if answer.result.ok:
+        if answer.result.ok or answer.result.truncated:
             shown = result_table(answer.result)
             count = len(answer.result.rows)
-            more = " (truncated)" if answer.result.truncated else ""
+            more = _cut_note(answer.result)
             if count > DISPLAY_ROWS:
                 shown["data"] = shown["data"][:DISPLAY_ROWS]
                 more = f" (showing the first {DISPLAY_ROWS})"
@@ -174,18 +236,24 @@ def build_demo(
             status += f" · {timing}"
         return answer.sql, shown, status, rows, _transpiled(answer.sql, dialect)
 
-    def on_run(db, sql, dialect):
+    def on_run(db, sql, dialect, request: gr.Request):
         empty = {"headers": [], "data": []}
         if not db:
             return empty, _fail("Upload a database (or pick an example) first."), ""
-        result = assistant.run_sql(sql, db)
-        if not result.ok:
+        try:
+            with queries.turn(_visitor(request)):
+                result = assistant.run_sql(sql, db)
+        except Busy as e:
+            return gr.update(), _fail(str(e)), gr.update()
+        if not result.ok and not result.truncated:
             return empty, _fail(describe_error(result, timeout=config.timeout)), _transpiled(sql or "", dialect)
         shown = result_table(result)
         count = len(result.rows)
+        more = _cut_note(result)
         if count > DISPLAY_ROWS:
             shown["data"] = shown["data"][:DISPLAY_ROWS]
-        status = f"**{count} row{'s' if count != 1 else ''}** in {result.elapsed * 1000:.0f} ms"
+            more = more or f" (showing the first {DISPLAY_ROWS:,})"
+        status = f"**{count:,} row{'s' if count != 1 else ''}**{more} in {result.elapsed * 1000:.0f} ms"
         return shown, status, _transpiled(sql or "", dialect)
 
     def on_dialect(sql, dialect):
@@ -205,8 +273,9 @@ def build_demo(
         """
         try:
             db = _session_db(db_file, request)
-            answer = assistant.answer(question, db, n=1)
-        except (UploadError, ValueError, ModelError) as e:
+            with questions.turn(_visitor(request)):
+                answer = assistant.answer(question, db, n=1)
+        except (UploadError, ValueError, ModelError, Busy) as e:
             raise gr.Error(str(e)) from e
         if answer.result.ok:
             return answer.sql, result_table(answer.result)
@@ -216,9 +285,10 @@ def build_demo(
         """Run one read-only SQL query on an uploaded SQLite database and return SQLite's rows."""
         try:
             db = _session_db(db_file, request)
-        except UploadError as e:
+            with queries.turn(_visitor(request)):
+                result = assistant.run_sql(sql, db)
+        except (UploadError, Busy) as e:
             raise gr.Error(str(e)) from e
-        result = assistant.run_sql(sql, db)
         if not result.ok:
             raise gr.Error(describe_error(result, timeout=config.timeout))
         return result_table(result)
@@ -301,17 +371,33 @@ def build_demo(
             on_upload, [upload], [upload, db_state, db_status, schema, table_pick, preview], api_visibility="private"
         )
         table_pick.change(on_table, [db_state, table_pick], [preview], api_visibility="private")
+        # queries and questions take turns at the gates, not in Gradio's first-come queue (concurrency_limit=None)
         gr.on(
             [ask.click, question.submit],
             on_ask,
             [db_state, question, n_candidates, dialect],
             [sql, result, status, candidates, transpiled],
             api_visibility="private",
+            concurrency_limit=None,
         )
-        run.click(on_run, [db_state, sql, dialect], [result, status, transpiled], api_visibility="private")
+        run.click(
+            on_run,
+            [db_state, sql, dialect],
+            [result, status, transpiled],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
         dialect.change(on_dialect, [sql, dialect], [transpiled], api_visibility="private")
-        api_answer_btn.click(api_answer, [api_file, api_question], [api_sql_out, api_table], api_name="answer")
-        api_run_btn.click(api_run_sql, [api_file, api_sql_in], [api_table], api_name="run_sql")
+        api_answer_btn.click(
+            api_answer, [api_file, api_question], [api_sql_out, api_table], api_name="answer", concurrency_limit=None
+        )
+        api_run_btn.click(api_run_sql, [api_file, api_sql_in], [api_table], api_name="run_sql", concurrency_limit=None)
         demo.unload(on_unload)
-    demo.queue(default_concurrency_limit=4)
+    # Gradio's record of uploads becomes the ledger that lets each upload be used once (then its file is deleted)
+    for k, file_set in enumerate(demo.temp_file_sets):
+        if file_set is demo.upload_file_set:
+            demo.temp_file_sets[k] = uploads
+    demo.upload_file_set = uploads
+    demo.sense_cleanup = lambda: (uploads.forget_all(), sessions.close())  # `serve` calls it at shutdown
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     return demo

@@ -23,15 +23,85 @@ SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 CSV_SUFFIXES = (".csv",)
 
 
+def _key(path: str | Path) -> str:
+    return os.path.normpath(os.path.abspath(str(path)))
+
+
+class UploadLedger(set):
+    """Gradio's set of uploaded files (`Blocks.upload_file_set`, which its `/upload` route `update`s), counting
+    the uploads of each path so that each upload is used once and its shared file is deleted right after.
+
+    Gradio stores an upload as `<GRADIO_TEMP_DIR>/<hash of the bytes>/<name>`: two visitors who upload the same
+    file share one path, and a path is a plain string that anyone who learns it could name in a request or in
+    `/gradio_api/file=`. `claim` takes one pending upload of a path (none left: someone else's upload, refused),
+    and the file is deleted when its last pending upload has been taken. `build_demo` installs one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def update(self, *groups) -> None:  # Gradio: `blocks.upload_file_set.update(output_files)` per upload request
+        with self._lock:
+            for group in groups:
+                for path in group:
+                    key = _key(path)
+                    self._pending[key] = self._pending.get(key, 0) + 1
+                    super().add(str(path))
+
+    def add(self, path) -> None:
+        self.update([path])
+
+    def knows(self, path: str | Path) -> bool:
+        """Whether `path` came through Gradio's `/upload` (a visitor's file, not an example or a static file)."""
+        with self._lock:
+            return _key(path) in self._pending
+
+    def claim(self, path: str | Path) -> int | None:
+        """Take one pending upload of `path`: the number still pending after it, or None when none was pending."""
+        key = _key(path)
+        with self._lock:
+            pending = self._pending.get(key, 0)
+            if pending == 0:
+                return None
+            self._pending[key] = pending - 1
+            return pending - 1
+
+    def forget_all(self) -> None:
+        """Delete every uploaded file still on disk (at shutdown)."""
+        with self._lock:
+            for key in self._pending:
+                _remove_upload(Path(key))
+            self._pending = dict.fromkeys(self._pending, 0)
+
+
+def _remove_upload(path: Path) -> None:
+    """Delete an uploaded file and its folder (Gradio makes one folder per upload hash) when that is empty."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        logger.warning("could not delete the upload %s: %s", path, e)
+        return
+    try:
+        path.parent.rmdir()
+    except OSError:  # not empty: another file with the same bytes under another name
+        pass
+
+
 class SessionStore:
     """One private folder per visitor under a root folder; folders idle for `max_age_s` are removed.
 
     Args:
-        root: where the folders live (default: a new temporary folder).
-        max_age_s: a folder untouched this long is deleted when another visitor arrives.
+        root: where the folders live (default: a new temporary folder, removed when the process exits).
+        max_age_s: a folder untouched this long is deleted (checked whenever a visitor uses the Space, at most
+            once a minute).
     """
 
     def __init__(self, root: str | Path | None = None, *, max_age_s: float = 3600.0):
+        self._own_root = root is None
         if root is None:
             root = tempfile.mkdtemp(prefix="sense-demo-sessions-")
             atexit.register(_remove_tree, Path(root))  # a folder we made is ours to delete at exit
@@ -39,6 +109,8 @@ class SessionStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
+        self._taken: dict[Path, dict[str, Path]] = {}  # visitor folder -> {upload path: the visitor's copy}
+        self._last_expiry = 0.0
 
     def _folder(self, session_id: str) -> Path:
         if not session_id:
@@ -49,21 +121,79 @@ class SessionStore:
         """The visitor's folder (created on first use; touching it keeps it alive)."""
         folder = self._folder(session_id)
         with self._lock:
-            if not folder.exists():
-                self._expire()
-                folder.mkdir(parents=True)
+            now = time.time()
+            if not folder.exists() or now - self._last_expiry > 60:
+                self._last_expiry = now
+                self._expire(keep=folder)
+            folder.mkdir(parents=True, exist_ok=True)
             os.utime(folder)
         return folder
 
+    def take_uploads(self, session_id: str, files, ledger: UploadLedger | None) -> list[Path]:
+        """The visitor's own copies of the files named in a request, in order.
+
+        A fresh upload (pending in `ledger`) is moved or copied into the visitor's folder, and Gradio's shared
+        file is deleted once no upload of it is pending; a path this visitor took before maps to the same copy; an
+        upload path that is not pending (another visitor's, already taken) is refused as not found. Paths that did
+        not come through `/upload` (the bundled examples) are returned as they are.
+
+        Raises:
+            UploadError: a named upload is gone or belongs to nobody pending.
+        """
+        if files is None:
+            return []
+        names = [str(f) for f in (files if isinstance(files, list | tuple) else [files])]
+        workdir = self.workdir(session_id)
+        out = []
+        for name in names:
+            with self._lock:
+                mine = self._taken.setdefault(workdir, {}).get(_key(name))
+            if mine is not None and mine.is_file():
+                out.append(mine)
+                continue
+            if ledger is None or not ledger.knows(name):
+                out.append(Path(name))
+                continue
+            left = ledger.claim(name)
+            source = Path(name)
+            if left is None or not source.is_file():
+                raise UploadError(f"The upload {source.name} could not be found; please upload it again.")
+            folder = workdir / "uploads" / hashlib.sha256(_key(name).encode()).hexdigest()[:16]
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / source.name
+            if left == 0:
+                shutil.move(source, target)  # the last pending upload of these bytes: nobody else needs the file
+                _remove_upload(source)
+            else:
+                shutil.copyfile(source, target)
+            with self._lock:
+                self._taken.setdefault(workdir, {})[_key(name)] = target
+            out.append(target)
+        return out
+
     def drop(self, session_id: str) -> None:
         """Delete the visitor's folder and everything in it."""
-        _remove_tree(self._folder(session_id))
+        folder = self._folder(session_id)
+        with self._lock:
+            self._taken.pop(folder, None)
+        _remove_tree(folder)
 
-    def _expire(self) -> None:
+    def close(self) -> None:
+        """Delete every visitor's folder (and the root, when this store made it)."""
+        with self._lock:
+            self._taken.clear()
+            folders = list(self.root.iterdir()) if self.root.exists() else []
+        for folder in folders:
+            _remove_tree(folder)
+        if self._own_root:
+            _remove_tree(self.root)
+
+    def _expire(self, *, keep: Path | None = None) -> None:
         cutoff = time.time() - self.max_age_s
         for folder in self.root.iterdir():
             try:
-                if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                if folder != keep and folder.is_dir() and folder.stat().st_mtime < cutoff:
+                    self._taken.pop(folder, None)
                     _remove_tree(folder)
             except OSError:  # another thread removed it first
                 continue

@@ -10,8 +10,10 @@ The logic lives in `sense_hub.space`.
 """
 
 import logging
+import os
+import sys
 
-from sense_hub.space import SpaceConfig, SQLAssistant, build_demo, launch_options
+from sense_hub.space import SpaceConfig, SQLAssistant, build_demo, serve
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -21,4 +23,10 @@ demo = build_demo(config, assistant=assistant)
 
 if __name__ == "__main__":
     assistant.warm_up()  # load the model once, before the first visitor asks
-    demo.launch(**launch_options(config))
+    serve(demo, config)  # Ctrl-C or SIGTERM: closes the server and deletes every visitor's files
+    # Nothing is left to save; the interpreter's own teardown (torch's thread pools) can take 20 s on a busy CPU,
+    # and a Space that does not exit within its grace period is killed.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
