@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 DATASET_CARD_TEMPLATE = TEMPLATES / "dataset_card.md"
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
+PREDICTIONS_CARD_TEMPLATE = TEMPLATES / "predictions_card.md"
 
 DEFAULT_DATASET_LICENSE = "cc-by-sa-4.0"  # Spider and BIRD are CC BY-SA 4.0
 DEFAULT_MODEL_LICENSE = "apache-2.0"
@@ -107,6 +108,14 @@ COLUMN_HELP = {
     "rejected_error": "why the rejected SQL is wrong",
     "gold_suspect": "most samples agree on one result that is not the gold result: the gold SQL may be wrong",
     "contamination": "empty when clean; else `sql:<id>` or `question:<id>` of the benchmark item it matches",
+    "gold": "the reference SQL",
+    "pred": "the model's SQL",
+}
+
+PREDICTIONS_COLUMN_HELP = {
+    "correct": "the predicted SQL's result equals the gold result under the configuration's metric",
+    "error": "null when both queries executed, else the prediction's execution error kind (`gold_error` when the "
+    "gold failed)",
 }
 
 MAX_PLOTTED_DATABASES = 30
@@ -403,7 +412,28 @@ def eval_summary_to_result(summary: Mapping[str, Any], *, dataset_name: str, dat
     result = {"dataset": dataset_name, "dataset_id": dataset_id, "metric": EX_METRIC, "value": value}
     if isinstance(summary.get("metric"), str):
         result["metric_config"] = summary["metric"]
+    result.update(_reproducibility(summary))
     return result
+
+
+def _reproducibility(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What a card records next to a score so it can be reproduced: budget, fingerprints, predictions repo."""
+    out: dict[str, Any] = {}
+    run = summary.get("run")
+    if isinstance(run, Mapping) and isinstance(run.get("budget"), Mapping) and run["budget"].get("name"):
+        out["budget"] = dict(run["budget"])
+    fingerprints = summary.get("fingerprints")
+    if isinstance(fingerprints, Mapping) and isinstance(fingerprints.get("databases"), Mapping):
+        out["fingerprints"] = {
+            k: fingerprints[k]
+            for k in ("algorithm", "databases", "databases_combined", "predictions", "gold")
+            if k in fingerprints
+        }
+    if isinstance(summary.get("predictions_repo"), str):
+        out["predictions_repo"] = summary["predictions_repo"]
+        if isinstance(summary.get("predictions_config"), str):
+            out["predictions_config"] = summary["predictions_config"]
+    return out
 
 
 def is_hub_id(name: str) -> bool:
@@ -443,7 +473,10 @@ def model_card(
         command: the exact command that trained it.
         hyperparameters: name -> value, shown as a table.
         results: items `{"dataset", "dataset_id", "metric": "execution_accuracy", "value"}` with `value` in
-            [0, 1] (see `eval_summary_to_result`).
+            [0, 1] (see `eval_summary_to_result`), optionally with `budget` (`name` such as "greedy" or "maj@8",
+            `description`, `samples_per_question`), `fingerprints` (recorded as the result's `dataset.args`, so
+            `sense-hub eval --expect-fingerprints README.md` can check against them) and `predictions_repo` /
+            `predictions_config` (the per-question predictions dataset, linked as the result's `source`).
         model_id: the Hub id in the usage snippet (default `model_name`).
         license: a Hub license id.
         tags: extra tags.
@@ -464,16 +497,23 @@ def model_card(
         value = result["value"]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
             raise ValueError(f"model_card result {i}: 'value' must be a fraction in [0, 1], got {value!r}")
+        budget = result.get("budget") or {}
+        repo = result.get("predictions_repo")
         eval_results.append(
             EvalResult(
                 task_type="text-generation",
                 task_name="Text-to-SQL",
                 dataset_type=str(result["dataset_id"]),
                 dataset_name=str(result["dataset"]),
+                dataset_config=result.get("predictions_config") if repo else None,
+                dataset_args={"fingerprints": dict(result["fingerprints"])} if result.get("fingerprints") else None,
                 metric_type=str(result.get("metric", EX_METRIC)),
-                metric_name="Execution accuracy",
+                metric_name=f"Execution accuracy ({budget['name']})" if budget.get("name") else "Execution accuracy",
                 metric_value=float(value),
                 metric_config=result.get("metric_config"),
+                metric_args={k: budget[k] for k in ("name", "samples_per_question") if k in budget} or None,
+                source_name=f"per-question predictions ({repo})" if repo else None,
+                source_url=f"{HUB_URL}/datasets/{repo}" if repo else None,
             )
         )
     hub_datasets = [d for d in datasets if is_hub_id(d)]
@@ -502,5 +542,62 @@ def model_card(
         hyperparameters=dict(hyperparameters),
         results=[{**r, "metric": r.get("metric", EX_METRIC)} for r in results],
         citations=CITATIONS,
+    )
+    return str(card)
+
+
+def predictions_card(
+    *,
+    configs: list[dict[str, Any]],
+    sections: list[dict[str, Any]],
+    repo_id: str | None = None,
+    pretty_name: str | None = None,
+    license: str = DEFAULT_DATASET_LICENSE,
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Render the card (README.md text) of a judged-predictions dataset (`hub.write_predictions_repo`).
+
+    Args:
+        configs: the YAML `configs:` list, already merged with earlier configs.
+        sections: one `build_info.json` dict per configuration (`config_name`, `benchmark`, `split`, `rows`,
+            `correct`, and optionally `model`, `decoding`, `budget`, `summary` with `fingerprints`, `command`).
+        repo_id: the Hub id in the usage snippet (default `sense/predictions`).
+        pretty_name: the card title.
+        license: a Hub license id.
+        metadata: earlier YAML metadata to keep.
+
+    Returns:
+        The README.md text.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    pretty_name = pretty_name or (metadata or {}).get("pretty_name") or "Text-to-SQL predictions judged by execution"
+    total = sum(int(s.get("rows", 0)) for s in sections)
+    extra = dict(metadata or {})
+    tags = list(dict.fromkeys([*extra.pop("tags", []), "text-to-sql", "sql", "sense", "predictions", "evaluation"]))
+    for key in ("license", "task_categories", "size_categories", "pretty_name", "configs", "language"):
+        extra.pop(key, None)
+    card_data = DatasetCardData(
+        language=["en"],
+        license=license,
+        pretty_name=pretty_name,
+        task_categories=TASK_CATEGORIES,
+        tags=tags,
+        size_categories=[size_category(total)],
+        configs=configs,
+        **extra,
+    )
+    columns = [
+        {**row, "help": PREDICTIONS_COLUMN_HELP.get(row["name"], row["help"])} for row in _column_rows("predictions")
+    ]
+    card = DatasetCard.from_template(
+        card_data,
+        template_path=str(PREDICTIONS_CARD_TEMPLATE),
+        pretty_name=pretty_name,
+        repo_id=repo_id or "sense/predictions",
+        example_config=sections[0]["config_name"] if sections else "default",
+        columns=columns,
+        sections=sections,
+        total=total,
     )
     return str(card)

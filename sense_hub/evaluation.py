@@ -34,9 +34,11 @@ __all__ = [
     "GeneratedSQL",
     "InputError",
     "Verdict",
+    "database_files",
     "evaluate_generator",
     "evaluate_records",
     "execution_accuracy",
+    "input_fingerprints",
     "judge",
     "read_predictions",
     "summarize",
@@ -418,3 +420,61 @@ def evaluate_records(
             row["message"] = v.message
         out.append(row)
     return out, verdicts
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fingerprints of what a score was computed on (`sense_hub.fingerprints`)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def database_files(records: Sequence[dict], *, db_root: str | Path) -> tuple[list[Path], list[str]]:
+    """The database files scoring `records` can execute on, and the names (relative to `db_root`) they refer to.
+
+    The files are each record's `<db_id>/<db_id>.sqlite` that exists plus every other `*.sqlite` in its folder
+    (the test-suite databases `judge` also checks); the names include the missing ones.
+    """
+    root = Path(db_root)
+    files: set[Path] = set()
+    referenced: set[str] = set()
+    for db_id in sorted({r.get("db_id") for r in records if isinstance(r.get("db_id"), str)}):
+        path = Path(_db_file(root, db_id))
+        if "<invalid" in path.name:
+            continue
+        referenced.add(path.relative_to(root).as_posix())
+        if path.is_file():
+            files.update(sibling_databases(path))
+    return sorted(files), sorted(referenced)
+
+
+def input_fingerprints(
+    records: Sequence[dict],
+    *,
+    db_root: str | Path,
+    predictions: str | Path,
+    cache=None,
+) -> tuple[dict, list[str]]:
+    """The `fingerprints` block of the eval summary, and the database names the records refer to.
+
+    Args:
+        records: from `read_predictions`.
+        db_root: the `--db-root` folder.
+        predictions: the predictions file (its bytes are hashed).
+        cache: a `fingerprints.FingerprintCache` (default: the on-disk cache).
+
+    Returns:
+        `({"algorithm", "databases", "databases_combined", "predictions", "gold"}, referenced names)`.
+    """
+    from sense_hub import fingerprints
+
+    cache = cache if cache is not None else fingerprints.FingerprintCache()
+    files, referenced = database_files(records, db_root=db_root)
+    databases = fingerprints.database_fingerprints(files, root=db_root, cache=cache)
+    block = {
+        "algorithm": fingerprints.ALGORITHM,
+        "databases": databases,
+        "databases_combined": fingerprints.combined_digest(databases),
+        "predictions": cache.sha256(predictions),
+        "gold": fingerprints.gold_digest((str(r.get("db_id", "")), str(r.get("gold", ""))) for r in records),
+    }
+    cache.save()
+    return block, referenced

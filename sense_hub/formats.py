@@ -64,7 +64,25 @@ PAIRS_COLUMNS: dict[str, type | tuple[type, ...]] = {
 REWARD_COLUMN = "reward"
 SPFT_COLUMNS: dict[str, type | tuple[type, ...]] = {**PAIRS_COLUMNS, REWARD_COLUMN: float}
 
-COLUMNS = {"strong": STRONG_COLUMNS, "weak": WEAK_COLUMNS, "pairs": PAIRS_COLUMNS, "spft": SPFT_COLUMNS}
+# Judged benchmark predictions (`sense-hub eval --push-to-hub`, dataset_scripts/build_predictions.py): one row per
+# question, the model's SQL and its verdict.
+PREDICTIONS_COLUMNS: dict[str, type | tuple[type, ...]] = {
+    "question_id": str,
+    "db_id": str,
+    "question": str,  # "" when the predictions file had none (Spider-style text files)
+    "gold": str,
+    "pred": str,
+    "correct": bool,  # the prediction's result equals the gold result under the card's metric
+    "error": (str, type(None)),  # None when both executed; else the execution error kind (see evaluation.Verdict)
+}
+
+COLUMNS = {
+    "strong": STRONG_COLUMNS,
+    "weak": WEAK_COLUMNS,
+    "pairs": PAIRS_COLUMNS,
+    "spft": SPFT_COLUMNS,
+    "predictions": PREDICTIONS_COLUMNS,
+}
 
 # Columns a record carries when the check that sets them ran (kept by `validate_record` when present, never
 # required): `gold_suspect` (label noise, `sampling.gold_suspect`) and `contamination` (`sense_hub.contamination`).
@@ -140,6 +158,7 @@ def features(kind: str, optional: Iterable[str] = ()):
             "chosen": message,
             "rejected": message,
         },
+        "predictions": {**{name: Value("string") for name in PREDICTIONS_COLUMNS}, "correct": Value("bool")},
     }
     if kind not in spec:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(spec)}")

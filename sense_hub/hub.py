@@ -194,6 +194,7 @@ def write_dataset_repo(
     card: Mapping[str, Any] | None = None,
     source: str = "records",
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    db_root: str | Path | None = None,
 ) -> Path:
     """Write (or update one config of) a Hub dataset repo folder.
 
@@ -208,6 +209,8 @@ def write_dataset_repo(
             and optionally `pretty_name`, `license`, `repo_id` (used in the card's usage snippet).
         source: how to name the records in validation errors (e.g. the input file's path).
         max_shard_bytes: a split larger than this (as JSON) is written as several parquet shards.
+        db_root: the databases folder (`<db_id>/<db_id>.sqlite`); the sha256 of each database the records refer
+            to goes in the card and `build_info.json` (`provenance.databases`; `sense_hub.fingerprints`).
 
     Returns:
         `out_dir`.
@@ -250,10 +253,13 @@ def write_dataset_repo(
         for shard, path in zip(shards, paths, strict=True):
             _write_parquet(shard, kind=kind, path=out_dir / path)
         data_files.append({"split": split, "path": paths[0] if len(paths) == 1 else paths})
+    provenance = _provenance(card, rows)
+    if db_root is not None:
+        provenance["databases"] = record_database_fingerprints(rows, db_root=db_root)
     build_info = {
         "kind": kind,
         "config_name": config_name,
-        "provenance": _provenance(card, rows),
+        "provenance": provenance,
         "split": {"by": "db_id", "validation_fraction": validation_fraction, "seed": seed},
     }
     (config_dir / BUILD_INFO).write_text(
@@ -273,6 +279,20 @@ def write_dataset_repo(
         len(splits["validation"]),
     )
     return out_dir
+
+
+def record_database_fingerprints(records: Iterable[Mapping[str, Any]], *, db_root: str | Path) -> dict[str, str]:
+    """sha256 of `<db_root>/<db_id>/<db_id>.sqlite` for every `db_id` the records name that exists there.
+
+    Keys are the paths relative to `db_root` (what `sense-hub eval` summaries use). LLM-made domains whose
+    database is only a schema in the record have no file and are left out.
+    """
+    from sense_hub.fingerprints import database_fingerprints
+
+    root = Path(db_root)
+    db_ids = sorted({str(r.get("db_id", "")) for r in records} - {""})
+    paths = [root / db_id / f"{db_id}.sqlite" for db_id in db_ids if "/" not in db_id and db_id not in (".", "..")]
+    return database_fingerprints(paths, root=root)
 
 
 def write_dataset_card(
@@ -597,7 +617,8 @@ def build_dataset(
         push_to_hub: `ORG/NAME` to push to after writing.
         private, revision: see `push_dataset_repo`.
         preset: a `sense_hub.pairs.PRESETS` name (pairs from weak records only).
-        db_root: the databases folder (`<db_id>/<db_id>.sqlite`), needed to build pairs' prompts.
+        db_root: the databases folder (`<db_id>/<db_id>.sqlite`), needed to build pairs' prompts; the sha256
+            of the databases the records refer to go in the card.
         command: the command line recorded in the card (default: this process's argv).
         card: extra card fields (`models`, `source`, `parameters`, `pretty_name`, `license`).
         drop_gold_suspect: pairs from weak records only: leave out the questions marked `gold_suspect`.
@@ -663,6 +684,7 @@ def build_dataset(
         seed=seed,
         card=card,
         source=str(input_path),
+        db_root=db_root,
     )
     if build_config is not None:
         write_build_config(output_dir, kind, config_name, build_config)
@@ -741,6 +763,12 @@ class DatasetBuildArguments:
         default=None,
         metadata={"help": "Refuse to build unless the input has this sha256 (set in the build-config YAML)."},
     )
+    db_root: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Databases folder (<db_id>/<db_id>.sqlite): the sha256 of each one the records use go in the card."
+        },
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -815,3 +843,192 @@ def build_from_arguments(kind: str, args: DatasetBuildArguments, *, command: str
         drop_gold_suspect=getattr(args, "drop_gold_suspect", False),
         build_config=build_config,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Judged predictions (`sense-hub eval --push-to-hub`, dataset_scripts/build_predictions.py)
+# ---------------------------------------------------------------------------------------------------------------
+
+_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
+
+
+def predictions_config_name(benchmark: str, split: str) -> str:
+    """The config of a benchmark split in a predictions repo: `<benchmark>-<split>` (e.g. `spider-dev`)."""
+    return f"{benchmark}-{split}"
+
+
+def prediction_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """`sense-hub eval --output` rows as predictions records (`formats.PREDICTIONS_COLUMNS`).
+
+    A row without `question_id` gets its 0-based line index, one without `question` an empty string (Spider-style
+    text files carry neither).
+    """
+    from sense_hub.formats import PREDICTIONS_COLUMNS
+
+    out = []
+    for i, row in enumerate(rows):
+        record = {name: row.get(name) for name in PREDICTIONS_COLUMNS}
+        if record["question_id"] is None:
+            record["question_id"] = str(i)
+        record["question_id"] = str(record["question_id"])
+        for name in ("db_id", "question", "gold", "pred"):
+            if record[name] is None:
+                record[name] = ""
+        out.append(record)
+    return out
+
+
+def write_predictions_repo(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    out_dir: str | Path,
+    benchmark: str,
+    split: str,
+    info: Mapping[str, Any] | None = None,
+    repo_id: str | None = None,
+    source: str = "predictions",
+) -> Path:
+    """Write (or replace one config of) a dataset repo of judged predictions, one config per benchmark and split.
+
+    The config `<benchmark>-<split>` holds one parquet split named `split` with the columns
+    `question_id, db_id, question, gold, pred, correct, error`; `<config>/build_info.json` and the card hold `info`
+    (the model, decoding settings, budget, the eval summary and its fingerprints, the command). Other configs in
+    `out_dir` are kept.
+
+    Args:
+        rows: `sense-hub eval --output` rows (see `prediction_rows`).
+        out_dir: the repo folder.
+        benchmark: e.g. "spider".
+        split: e.g. "dev" (a Hub split name: letters, digits, `_`).
+        info: `model`, `decoding` (dict), `budget`, `summary` (the eval summary, with `fingerprints`), `command`.
+        repo_id: the Hub id used in the card's usage snippet.
+        source: how to name the rows in validation errors.
+
+    Returns:
+        `out_dir`.
+
+    Raises:
+        RecordError: a row lacks a field or has a wrong type.
+        ValueError: no rows, or an invalid benchmark or split name.
+    """
+    out_dir = Path(out_dir)
+    config_name = predictions_config_name(benchmark, split)
+    _check_config_name(config_name)
+    if not _SPLIT_NAME.match(split):
+        raise ValueError(f"invalid split name {split!r}: use letters, digits and '_' (e.g. 'dev', 'test')")
+    records = validate_records("predictions", prediction_rows(rows), source=source)
+    if not records:
+        raise ValueError(f"{source}: no predictions to write")
+    metadata = read_card_metadata(out_dir)
+    config_dir = out_dir / config_name
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for stale in config_dir.glob("*.parquet"):
+        stale.unlink()
+    path = _data_file(config_name, split)
+    _write_parquet(records, kind="predictions", path=out_dir / path)
+    build_info = {
+        "kind": "predictions",
+        "config_name": config_name,
+        "benchmark": benchmark,
+        "split": split,
+        "rows": len(records),
+        "correct": sum(r["correct"] for r in records),
+        **dict(info or {}),
+    }
+    (config_dir / BUILD_INFO).write_text(
+        json.dumps(build_info, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
+    configs = _merge_configs(
+        list(metadata.get("configs", []) or []),
+        {"config_name": config_name, "data_files": [{"split": split, "path": path}]},
+    )
+    sections = []
+    for config in configs:
+        info_path = out_dir / config["config_name"] / BUILD_INFO
+        if info_path.is_file():
+            sections.append(json.loads(info_path.read_text(encoding="utf-8")))
+    text = cards.predictions_card(configs=configs, sections=sections, repo_id=repo_id, metadata=metadata)
+    (out_dir / README).write_text(text, encoding="utf-8")
+    logger.info("wrote predictions config %r to %s (%d rows)", config_name, out_dir, len(records))
+    return out_dir
+
+
+def build_predictions(
+    *,
+    input_path: str | Path,
+    output_dir: str | Path,
+    benchmark: str,
+    split: str = "dev",
+    summary_path: str | Path | None = None,
+    model: str | None = None,
+    push_to_hub: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Read `sense-hub eval --output` rows, write the predictions repo folder (one config), optionally push it.
+
+    Args:
+        input_path: the judged rows JSONL (`sense-hub eval --output OUT.jsonl`).
+        output_dir: the dataset repo folder.
+        benchmark, split: name the config `<benchmark>-<split>`.
+        summary_path: the eval summary JSON (its last line is used), for the card's score and fingerprints.
+        model: the model that wrote the predictions (default: the summary's `run.model`).
+        push_to_hub, private, revision: see `push_dataset_repo`.
+        command: the command recorded in the card (default: this process's argv).
+
+    Returns:
+        `{"output_dir", "config_name", "records", "commit"}`.
+
+    Raises:
+        ValueError: bad arguments or rows (naming the file, line and field).
+    """
+    if push_to_hub is not None:
+        check_repo_id(push_to_hub)
+    input_path = Path(input_path)
+    rows = read_jsonl(input_path)
+    if rows and "correct" not in rows[0]:
+        raise ValueError(
+            f"{input_path} line 1 has no `correct` field: pass the rows `sense-hub eval --output OUT.jsonl` wrote, "
+            "not the predictions themselves"
+        )
+    info: dict[str, Any] = {"command": command if command is not None else shlex.join(sys.argv)}
+    if summary_path is not None:
+        lines = [line for line in Path(summary_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            summary = json.loads(lines[-1]) if lines else None
+        except json.JSONDecodeError:
+            summary = None
+        if not isinstance(summary, dict):
+            raise ValueError(f"{summary_path}: expected the JSON summary line `sense-hub eval` prints last")
+        info.update(predictions_info(summary))
+    if model is not None:
+        info["model"] = model
+    write_predictions_repo(
+        rows,
+        out_dir=output_dir,
+        benchmark=benchmark,
+        split=split,
+        info=info,
+        repo_id=push_to_hub,
+        source=str(input_path),
+    )
+    commit = None
+    if push_to_hub is not None:
+        commit = push_dataset_repo(output_dir, repo_id=push_to_hub, private=private, revision=revision)
+    return {
+        "output_dir": str(output_dir),
+        "config_name": predictions_config_name(benchmark, split),
+        "records": len(rows),
+        "commit": commit,
+    }
+
+
+def predictions_info(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The card fields of a predictions config from an eval summary: `model`, `decoding`, `budget`, `summary`."""
+    run = dict(summary.get("run") or {})
+    info: dict[str, Any] = {"summary": {k: v for k, v in summary.items() if k not in ("run",)}}
+    for key in ("model", "decoding", "budget"):
+        if run.get(key) is not None:
+            info[key] = run[key]
+    return info

@@ -597,6 +597,7 @@ class Pipeline:
                     ],
                     "parameters": self.config.to_dict(),
                 },
+                db_root=self.layout.databases,
             )
             out[kind] = len(records)
         return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -459,6 +460,176 @@ def weak_stats(records: Sequence[dict]) -> dict:
 # predict
 # ---------------------------------------------------------------------------------------------------------------
 
+BUDGET_DESCRIPTIONS = {
+    "greedy": "one greedy (temperature 0) answer per question",
+    "sample": "one sampled answer per question",
+    "maj": "the execution-majority vote over N samples (self-consistency)",
+    "pass": "any of N samples correct (an oracle upper bound, not a system)",
+}
+
+
+def budget(kind: str, n: int = 1) -> dict:
+    """How an answer was chosen and from how many samples: `{"name", "description", "samples_per_question"}`.
+
+    Names: `greedy`, `sample@1`, `maj@N`, `pass@N`. Summaries and cards label every score with one, so a
+    self-consistency number never shows under the greedy name or the other way round.
+    """
+    if kind == "greedy":
+        return {"name": "greedy", "description": BUDGET_DESCRIPTIONS["greedy"], "samples_per_question": 1}
+    if kind not in BUDGET_DESCRIPTIONS:
+        raise ValueError(f"unknown budget {kind!r}; expected one of {sorted(BUDGET_DESCRIPTIONS)}")
+    return {"name": f"{kind}@{n}", "description": BUDGET_DESCRIPTIONS[kind], "samples_per_question": n}
+
+
+def timings_path(output: str | Path) -> Path:
+    """The sidecar file holding the wall seconds of each chunk's passes (`predict`)."""
+    output = Path(output)
+    return output.with_name(output.name + ".timings.json")
+
+
+class _Timings:
+    """Wall seconds per chunk and pass (`samples`, `vote`, `greedy`), kept next to the output so resume keeps them."""
+
+    def __init__(self, output: Path) -> None:
+        self.path = timings_path(output)
+
+    def load(self) -> dict[str, dict]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data.get("chunks", {}) if isinstance(data, dict) else {}
+
+    def record(self, chunk: int, seconds: Mapping[str, float], *, questions: int) -> None:
+        chunks = self.load()
+        chunks[str(chunk)] = {"questions": questions, **{k: round(v, 4) for k, v in seconds.items()}}
+        write_json(self.path, {"version": 1, "chunks": chunks})
+
+
+def budget_report(
+    rows: Sequence[dict],
+    *,
+    db_root: str | Path | Sequence[str | Path],
+    output: str | Path,
+    n: int,
+    temperature: float | None = None,
+    metric: str = "spider",
+    timeout: float = 30.0,
+    workers: int | None = None,
+) -> dict:
+    """Greedy, maj@N and pass@N of `predict` rows, each with its samples per question and wall seconds.
+
+    Every answer is judged against the gold SQL by execution (`evaluation.judge`, `metric`). Budgets:
+
+    - `greedy`: the separate greedy pass (`greedy` field; with n = 1 and temperature 0, `pred` itself). It is never
+      the first of the N samples.
+    - `maj@N`: `pred`, the execution-majority vote over the N samples.
+    - `pass@N`: any of the N `candidates` correct: an oracle upper bound, not something a system can output.
+    - `sample@1`: with n = 1 and a temperature above 0, `pred` is one sample.
+
+    `generation_s` is the wall time of the pass that produced the answers (read from `<output>.timings.json`; the
+    N samples are shared by maj@N and pass@N), `selection_s` that of executing the candidates for the vote, and
+    `wall_s` their sum: what the budget costs to answer, judging excluded (`judge_s`, for all budgets together).
+
+    Returns:
+        `{"metric", "pred_budget", "budgets": {name: {...}}, "judge_s"}`; a pass without recorded timings has
+        `null` seconds.
+    """
+    from sense_hub.evaluation import judge
+
+    if temperature is None:
+        temperature = 0.0 if n == 1 else 0.8
+    roots = as_db_roots(db_root)
+    paths: dict[str, str] = {}
+    for row in rows:
+        if row["db_id"] not in paths:
+            try:
+                paths[row["db_id"]] = str(resolve_database(roots, row["db_id"]))
+            except ValueError:
+                paths[row["db_id"]] = str(roots[0] / row["db_id"] / f"{row['db_id']}.sqlite")  # judged missing_db
+    try:
+        chunk_size = int(json.loads(manifest_path(output).read_text(encoding="utf-8"))["chunk_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        chunk_size = 0
+    recorded = _Timings(Path(output)).load()
+    n_chunks = -(-len(rows) // chunk_size) if chunk_size else 0
+    chunks = {str(i): recorded.get(str(i), {}) for i in range(n_chunks)}  # this run's chunks only
+
+    def seconds(kind: str) -> float | None:
+        values = [c.get(kind) for c in chunks.values()]
+        if not values or any(v is None for v in values):
+            return None
+        return round(sum(values), 3)
+
+    answers: dict[str, list[str]] = {}
+    if n > 1:
+        if all("greedy" in row for row in rows):
+            answers["greedy"] = [row["greedy"] for row in rows]
+        answers[f"maj@{n}"] = [row["pred"] for row in rows]
+        answers[f"pass@{n}"] = []  # judged from the candidates below
+    else:
+        answers["greedy" if not temperature else "sample@1"] = [row["pred"] for row in rows]
+    items = []
+    for name, sqls in answers.items():
+        if name.startswith("pass@"):
+            items += [(paths[row["db_id"]], row["gold"], sql) for row in rows for sql in row["candidates"]]
+        else:
+            items += [(paths[row["db_id"]], row["gold"], sql) for row, sql in zip(rows, sqls, strict=True)]
+    start = time.perf_counter()
+    verdicts = iter(judge(items, metric=metric, timeout=timeout, workers=workers))
+    judge_s = round(time.perf_counter() - start, 3)
+    budgets = {}
+    for name in answers:
+        if name.startswith("pass@"):
+            correct = sum(any(next(verdicts).correct for _ in row["candidates"]) for row in rows)
+            entry = budget("pass", n)
+            gen, sel = seconds("samples"), 0.0
+        else:
+            correct = sum(next(verdicts).correct for _ in rows)
+            if name == "greedy":
+                entry = budget("greedy")
+                gen, sel = seconds("greedy" if n > 1 else "samples"), 0.0
+            elif name == "sample@1":
+                entry = budget("sample", 1)
+                gen, sel = seconds("samples"), 0.0
+            else:
+                entry = budget("maj", n)
+                gen, sel = seconds("samples"), seconds("vote")
+        budgets[name] = {
+            **entry,
+            "questions": len(rows),
+            "correct": correct,
+            "execution_accuracy": round(correct / len(rows), 4) if rows else 0.0,
+            "generation_s": gen,
+            "selection_s": sel,
+            "wall_s": round(gen + sel, 3) if gen is not None and sel is not None else None,
+        }
+    pred_budget = f"maj@{n}" if n > 1 else ("greedy" if not temperature else "sample@1")
+    return {"metric": metric, "pred_budget": pred_budget, "budgets": budgets, "judge_s": judge_s}
+
+
+def run_info(output: str | Path) -> dict | None:
+    """What `predict` recorded about a predictions file (its manifest): model, decoding settings, the budget of `pred`.
+
+    Returns:
+        `{"model", "decoding", "budget"}`, or None when `output` has no predictions manifest.
+    """
+    path = manifest_path(output)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "predictions":
+        return None
+    n = int(manifest.get("n", 1))
+    temperature = manifest.get("temperature")
+    if n > 1:
+        chosen = budget("maj", n)
+    else:
+        chosen = budget("greedy") if not temperature else budget("sample", 1)
+    decoding = {k: manifest[k] for k in ("n", "temperature", "top_p", "max_new_tokens", "seed") if k in manifest}
+    return {"model": manifest.get("generator"), "decoding": decoding, "budget": chosen}
+
 
 def majority_vote(results: Sequence, *, metric: str = "spider") -> tuple[int, int]:
     """Self-consistency: the candidate whose execution result the most candidates share.
@@ -507,15 +678,20 @@ def predict(
     chunk_size: int = 8,
     timeout: float = 30.0,
     progress: bool = True,
+    greedy_pass: bool = True,
 ) -> list[dict]:
     """Predict one SQL query per question: greedy (n=1) or the execution majority vote of n samples.
+
+    With n > 1 and `greedy_pass`, a separate greedy (temperature 0) pass also runs and its SQL goes in `greedy`,
+    so greedy, maj@N and pass@N can be reported side by side (`budget_report`) without taking the first sample
+    for the greedy answer. The wall seconds of each pass go to `<output>.timings.json`, chunk by chunk.
 
     Args:
         examples: the questions; those whose database is missing are skipped with a warning.
         generator: a `generation.Generator`.
         db_root: folder(s) holding `<db_id>/<db_id>.sqlite`.
-        output: the predictions JSONL (`question_id`, `db_id`, `question`, `gold`, `pred`, plus `votes` and
-            `candidates` when n > 1) that `sense-hub eval` reads; resumed like `sample_candidates`.
+        output: the predictions JSONL (`question_id`, `db_id`, `question`, `gold`, `pred`, plus `votes`,
+            `candidates` and `greedy` when n > 1) that `sense-hub eval` reads; resumed like `sample_candidates`.
         n: 1 for greedy decoding, more for self-consistency voting.
         temperature: defaults to 0 (greedy) for n=1 and 0.8 otherwise.
         top_p: nucleus sampling mass.
@@ -525,6 +701,7 @@ def predict(
         chunk_size: questions per generate call and per durable append.
         timeout: seconds per candidate query when voting.
         progress: show a tqdm bar on stderr.
+        greedy_pass: with n > 1, also decode greedily once per question (the `greedy` field).
 
     Returns:
         The prediction rows in example order.
@@ -554,26 +731,46 @@ def predict(
         "chunk_size": chunk_size,
     }
     vote = n > 1
+    greedy_pass = vote and greedy_pass
+    if greedy_pass:
+        manifest["greedy_pass"] = True
+    timings = _Timings(Path(output))
 
     def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
         config = _config(
             n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
         )
-        sqls = [g.sqls for g in evaluate_generator(generator, _prompts(chunk), config=config)]
+        prompts = _prompts(chunk)
+        seconds = {}
+        start = time.perf_counter()
+        sqls = [g.sqls for g in evaluate_generator(generator, prompts, config=config)]
+        seconds["samples"] = time.perf_counter() - start
         if vote:
+            start = time.perf_counter()
             with Executor(timeout=timeout) as executor:
                 results = executor.map(
                     [(db_path, sql) for (_, db_path), cands in zip(chunk, sqls, strict=True) for sql in cands]
                 )
+            seconds["vote"] = time.perf_counter() - start
+        if greedy_pass:
+            start = time.perf_counter()
+            greedy_config = _config(
+                n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
+            )
+            greedy = [g.sqls[0] for g in evaluate_generator(generator, prompts, config=greedy_config)]
+            seconds["greedy"] = time.perf_counter() - start
         rows = []
         for q, ((ex, _), cands) in enumerate(zip(chunk, sqls, strict=True)):
             row = {"question_id": ex.question_id, "db_id": ex.db_id, "question": ex.question, "gold": ex.sql}
             if vote:
                 chosen, votes = majority_vote(results[q * n : (q + 1) * n], metric=metric)
                 row.update(pred=cands[chosen], votes=votes, candidates=cands)
+                if greedy_pass:
+                    row["greedy"] = greedy[q]
             else:
                 row["pred"] = cands[0]
             rows.append(row)
+        timings.record(index, seconds, questions=len(chunk))
         return rows
 
     return _run_chunks(
@@ -593,11 +790,15 @@ __all__ = [
     "ResumeError",
     "GOLD_SUSPECT_MIN_AGREE",
     "WEAK_COLUMNS",
+    "budget",
+    "budget_report",
     "gold_suspect",
     "gold_suspect_stats",
     "majority_vote",
     "manifest_path",
     "predict",
+    "run_info",
     "sample_candidates",
+    "timings_path",
     "weak_stats",
 ]

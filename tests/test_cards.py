@@ -202,3 +202,42 @@ def test_local_paths_stay_out_of_the_yaml(tmp_path):
     assert f"- `{tmp_path / 'pairs'}`" in card.content
     assert "- [`sense/pairs`](https://huggingface.co/datasets/sense/pairs)" in card.content
     assert cards.is_hub_id("HuggingFaceTB/SmolLM2-135M-Instruct") and not cards.is_hub_id("./model")
+
+
+def test_model_card_records_fingerprints_budget_and_predictions_link(tmp_path):
+    from sense_hub.fingerprints import read_expected_fingerprints
+
+    summary = {
+        "metric": "spider",
+        "execution_accuracy": 0.5,
+        "run": {"budget": {"name": "maj@8", "description": "vote", "samples_per_question": 8}},
+        "fingerprints": {"algorithm": "sha256", "databases": {"a/a.sqlite": "11", "b/b.sqlite": "22"},
+                         "databases_combined": "33", "predictions": "44", "gold": "55"},
+        "predictions_repo": "org/preds",
+        "predictions_config": "spider-dev",
+    }  # fmt: skip
+    result = cards.eval_summary_to_result(summary, dataset_name="Spider dev", dataset_id="spider")
+    text = render_model_card(results=[result, RESULTS[1]])
+    parsed = ModelCard(text).data.eval_results
+    assert parsed[0].dataset_args == {"fingerprints": summary["fingerprints"]}
+    assert parsed[0].metric_name == "Execution accuracy (maj@8)" and parsed[0].metric_args["samples_per_question"] == 8
+    assert parsed[0].source_url == "https://huggingface.co/datasets/org/preds"
+    assert parsed[1].dataset_args is None and parsed[1].metric_name == "Execution accuracy"  # no budget: no label
+    assert "| Spider dev (`spider`) | execution_accuracy (maj@8) | 50.00% |" in text
+    assert "[`org/preds`](https://huggingface.co/datasets/org/preds) (config `spider-dev`)" in text
+    card = tmp_path / "README.md"
+    card.write_text(text)
+    assert read_expected_fingerprints(card)["databases"] == summary["fingerprints"]["databases"]
+
+
+def test_training_card_carries_the_eval_summary_fingerprints(tmp_path):
+    import json
+
+    from sense_hub.training import load_eval_results
+
+    path = tmp_path / "summary.json"
+    fp = {"algorithm": "sha256", "databases": {"a/a.sqlite": "11"}, "databases_combined": "x", "gold": "g"}
+    path.write_text("progress bar noise\n" + json.dumps({"execution_accuracy": 0.25, "fingerprints": fp}) + "\n")
+    (result,) = load_eval_results([f"spider={path}"])
+    assert result["fingerprints"] == fp
+    assert ModelCard(render_model_card(results=[result])).data.eval_results[0].dataset_args["fingerprints"] == fp

@@ -388,3 +388,42 @@ def test_load_local_sees_a_rewrite_in_place(tmp_path, pairs_records):
     assert {r["question_id"] for s, d in hub.load_local(out, CONFIG).items() for r in d} == {
         r["question_id"] for r in pairs_records[5:9]
     }
+
+
+def test_dataset_card_records_the_fingerprints_of_the_databases_used(tmp_path):
+    import hashlib
+
+    from conftest import make_tiny_db
+
+    root = tmp_path / "dbs"
+    make_tiny_db(root / "db_0" / "db_0.sqlite")
+    make_tiny_db(root / "db_1" / "db_1.sqlite")
+    make_tiny_db(root / "unused" / "unused.sqlite")
+    records = [make_weak(i, f"db_{i % 3}") for i in range(6)]  # db_2 has no file (e.g. an LLM-made domain)
+    out = hub.write_dataset_repo(
+        records, kind="weak", out_dir=tmp_path / "weak", validation_fraction=0.0, db_root=root
+    )
+    info = json.loads((out / "default" / hub.BUILD_INFO).read_text())
+    expected = {
+        f"db_{i}/db_{i}.sqlite": hashlib.sha256((root / f"db_{i}" / f"db_{i}.sqlite").read_bytes()).hexdigest()
+        for i in (0, 1)
+    }
+    assert info["provenance"]["databases"] == expected
+    card = (out / "README.md").read_text()
+    assert all(f"| `{name}` | `{digest}` |" in card for name, digest in expected.items())
+    assert "unused" not in card and "db_2/db_2.sqlite" not in card
+    without = hub.write_dataset_repo(records, kind="weak", out_dir=tmp_path / "plain", validation_fraction=0.0)
+    assert "database fingerprints" not in (without / "README.md").read_text()
+
+
+def test_build_script_db_root_puts_fingerprints_in_the_card(tmp_path):
+    from conftest import make_tiny_db
+
+    root = tmp_path / "dbs"
+    make_tiny_db(root / "db_0" / "db_0.sqlite")
+    path = tmp_path / "weak.jsonl"
+    path.write_text("".join(json.dumps(make_weak(i, "db_0")) + "\n" for i in range(4)))
+    args = hub.DatasetBuildArguments(input=str(path), output_dir=str(tmp_path / "out"), db_root=str(root))
+    hub.build_from_arguments("weak", args, command="x")
+    info = json.loads((tmp_path / "out" / "default" / hub.BUILD_INFO).read_text())
+    assert list(info["provenance"]["databases"]) == ["db_0/db_0.sqlite"]

@@ -14,7 +14,7 @@ from sense_hub.errors import UsageError
 from sense_hub.execution import check_timeout
 from sense_hub.generation import BACKENDS
 from sense_hub.matching import METRICS
-from sense_hub.sampling import predict, sample_candidates, weak_stats
+from sense_hub.sampling import budget_report, predict, sample_candidates, weak_stats
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,8 +121,17 @@ def run_cli(args: argparse.Namespace) -> int:
         "progress": not args.no_progress,
     }
     if command == "predict":
-        rows = predict(examples, generator, **common)
-        summary = {"questions": len(rows), "output": str(args.output)}
+        rows = predict(examples, generator, greedy_pass=not getattr(args, "no_greedy_pass", False), **common)
+        report = budget_report(
+            rows,
+            db_root=db_roots,
+            output=args.output,
+            n=args.num_samples,
+            temperature=args.temperature,
+            metric=args.metric,
+            timeout=args.timeout,
+        )
+        summary = {"questions": len(rows), **report, "output": str(args.output)}
     else:
         rows = sample_candidates(examples, generator, **common)
         summary = {**weak_stats(rows), "output": str(args.output)}
