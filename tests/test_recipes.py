@@ -69,7 +69,8 @@ def test_cpu_recipes_are_cpu_settings(path):
     config = yaml.safe_load(path.read_text())
     assert config["model_name_or_path"] == "embedded"
     assert config["use_cpu"] is True and config["bf16"] is False
-    assert config["gradient_checkpointing"] is False and config["report_to"] == "none"
+    # checkpointing costs CPU time; only GRPO (8 completions of long Spider prompts a step) needs the memory back
+    assert config["gradient_checkpointing"] is (path.name == "grpo.yaml") and config["report_to"] == "none"
 
 
 def test_grpo_recipes_use_the_execution_rewards():
