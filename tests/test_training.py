@@ -384,21 +384,26 @@ def check_trained(out: Path, base: Path, *, stage: str) -> dict:
     return {"card": ModelCard(card), "losses": losses}
 
 
-def test_sft_recipe_two_steps(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+def sft_config(tmp_path, tiny_db, tiny_model_dir, name: str, **overrides) -> dict:
+    """A two-step CPU SFT config on strong records over the tiny database; `overrides` replace or add keys."""
     strong = write_jsonl(tmp_path / "strong.jsonl", strong_records())
-    summary = tmp_path / "spider.json"
-    summary.write_text(json.dumps({"total": 4, "correct": 1, "execution_accuracy": 0.25}))
     config = {
         "model_name_or_path": str(tiny_model_dir),
         "dataset_name": str(strong),
         "db_root": str(tiny_db.parent.parent),
-        "output_dir": str(tmp_path / "sft"),
+        "output_dir": str(tmp_path / name),
         "max_steps": 2,
         "per_device_train_batch_size": 2,
-        "learning_rate": 1e-3,
         "max_length": 512,
         **CPU,
     }
+    return {**config, **overrides}
+
+
+def test_sft_recipe_two_steps(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+    summary = tmp_path / "spider.json"
+    summary.write_text(json.dumps({"total": 4, "correct": 1, "execution_accuracy": 0.25}))
+    config = sft_config(tmp_path, tiny_db, tiny_model_dir, "sft", learning_rate=1e-3)
     out = run_recipe("sft", config, tmp_path, monkeypatch, "--eval_summary", f"spider-dev={summary}")
     result = check_trained(out, tiny_model_dir, stage="sft")
     card = result["card"]
@@ -409,18 +414,7 @@ def test_sft_recipe_two_steps(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
 
 
 def test_max_train_minutes_stops_after_the_step_that_passes_it(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
-    strong = write_jsonl(tmp_path / "strong.jsonl", strong_records())
-    config = {
-        "model_name_or_path": str(tiny_model_dir),
-        "dataset_name": str(strong),
-        "db_root": str(tiny_db.parent.parent),
-        "output_dir": str(tmp_path / "sft"),
-        "max_steps": 5,
-        "per_device_train_batch_size": 2,
-        "max_length": 512,
-        "max_train_minutes": 1e-6,
-        **CPU,
-    }
+    config = sft_config(tmp_path, tiny_db, tiny_model_dir, "sft", max_steps=5, max_train_minutes=1e-6)
     out = run_recipe("sft", config, tmp_path, monkeypatch)
     assert (out / "model.safetensors").is_file()
     state = json.loads((out / "trainer_state.json").read_text())
