@@ -450,15 +450,16 @@ def input_fingerprints(
     records: Sequence[dict],
     *,
     db_root: str | Path,
-    predictions: str | Path,
+    predictions: str | Path | None,
     cache=None,
 ) -> tuple[dict, list[str]]:
     """The `fingerprints` block of the eval summary, and the database names the records refer to.
 
     Args:
-        records: from `read_predictions`.
+        records: from `read_predictions` (`db_id` and `gold` are read), or the questions a score was computed on.
         db_root: the `--db-root` folder.
-        predictions: the predictions file (its bytes are hashed).
+        predictions: the predictions file (its bytes are hashed); None for a score computed in-process (the
+            quickstart's and SPFT's held-out scores): the block then has no `predictions` entry.
         cache: a `fingerprints.FingerprintCache` (default: the on-disk cache).
 
     Returns:
@@ -473,7 +474,7 @@ def input_fingerprints(
         "algorithm": fingerprints.ALGORITHM,
         "databases": databases,
         "databases_combined": fingerprints.combined_digest(databases),
-        "predictions": cache.sha256(predictions),
+        **({"predictions": cache.sha256(predictions)} if predictions is not None else {}),
         "gold": fingerprints.gold_digest((str(r.get("db_id", "")), str(r.get("gold", ""))) for r in records),
     }
     cache.save()

@@ -603,7 +603,7 @@ class Pipeline:
         return out
 
     def _evaluate(self, model: str) -> dict[str, Any]:
-        from sense_hub.evaluation import evaluate_generator, execution_accuracy
+        from sense_hub.evaluation import evaluate_generator, execution_accuracy, input_fingerprints
         from sense_hub.generation import GenerationConfig
         from sense_hub.prompts import prompt_for_database
 
@@ -626,6 +626,10 @@ class Pipeline:
             "correct": sum(v.correct for v in verdicts),
             "execution_accuracy": execution_accuracy(verdicts),
             "executable": sum(v.error is None for v in verdicts) / max(1, len(verdicts)),
+            # what the score was computed on, for the model card (`sense-hub eval --expect-fingerprints README.md`)
+            "fingerprints": input_fingerprints(
+                [{"db_id": e.db_id, "gold": e.sql} for e in examples], db_root=self.layout.databases, predictions=None
+            )[0],
         }
 
     def stage_eval_base(self) -> dict[str, Any]:
@@ -764,6 +768,7 @@ class Pipeline:
                         "dataset_id": f"{org}/strong",
                         "metric": "execution_accuracy",
                         "value": done[eval_stage]["execution_accuracy"],
+                        "fingerprints": done[eval_stage].get("fingerprints"),  # absent in a run from before them
                     }
                 ],
             )

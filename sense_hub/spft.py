@@ -748,7 +748,7 @@ def run_spft(script_args: SPFTScriptArguments, training_args: Any, model_args: A
             script_args=script_args,
             training_args=training_args,
             model_args=model_args,
-            held_out_size=len(held_out),
+            held_out=held_out,
         )
     process.barrier()
     return Path(best.path)
@@ -806,8 +806,9 @@ def _finish(
     script_args: SPFTScriptArguments,
     training_args: Any,
     model_args: Any,
-    held_out_size: int,
+    held_out: Sequence[Any],
 ) -> None:
+    held_out_size = len(held_out)
     rows = round_results(output_dir, rounds=training_args.rounds)
     write_json(
         output_dir / "spft_results.json",
@@ -821,7 +822,7 @@ def _finish(
         script_args=script_args,
         training_args=training_args,
         model_args=model_args,
-        held_out_size=held_out_size,
+        held_out=held_out,
     )
     (card_dir / "README.md").write_text(card, encoding="utf-8")
     if training_args.push_to_hub and training_args.hub_model_id:
@@ -854,10 +855,12 @@ def _model_card(
     script_args: SPFTScriptArguments,
     training_args: Any,
     model_args: Any,
-    held_out_size: int,
+    held_out: Sequence[Any],
 ) -> str:
     from sense_hub.cards import model_card
+    from sense_hub.evaluation import input_fingerprints
 
+    held_out_size = len(held_out)
     held_out_name = script_args.eval_file or f"{held_out_size} questions held out of {script_args.train_file}"
     dataset = script_args.dataset_name or str(script_args.train_file)
     results = [
@@ -866,6 +869,9 @@ def _model_card(
             "dataset_id": script_args.eval_file or str(script_args.train_file),
             "metric": "execution_accuracy",
             "value": best.accuracy,
+            "fingerprints": input_fingerprints(
+                [{"db_id": e.db_id, "gold": e.sql} for e in held_out], db_root=script_args.db_root, predictions=None
+            )[0],
         }
     ]
     hyperparameters = {name: getattr(training_args, name) for name in _CARD_HYPERPARAMETERS}

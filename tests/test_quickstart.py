@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sense_hub.cli import main
+from sense_hub.fingerprints import database_fingerprints, read_expected_fingerprints
 from sense_hub.quickstart import STAGES, QuickstartConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +83,12 @@ def test_quickstart_writes_the_contracted_layout(quickstart_run, tmp_path):
         assert list(folder.glob("*.safetensors"))
         card = ModelCard.load(folder / "README.md")
         assert card.data.eval_results[0].metric_type == "execution_accuracy"
+        # the score carries what it was computed on: the held-out databases, as `eval --expect-fingerprints` reads it
+        recorded = read_expected_fingerprints(folder / "README.md")
+        assert sorted(recorded["databases"]) == [f"{d}/{d}.sqlite" for d in sorted(held_out)]
+        assert recorded["databases"] == database_fingerprints(
+            [out / "databases" / d / f"{d}.sqlite" for d in held_out], root=out / "databases"
+        )
         AutoModelForCausalLM.from_pretrained(folder)
 
 
