@@ -332,9 +332,9 @@ def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, t
     card_dir = Path(results["best"]["path"]) if results["best"]["iteration"] > 0 else out
     card = (card_dir / "README.md").read_text()
     assert "model-index" in card and "SPFT-SQL self-play rounds" in card
-    from sense_hub.fingerprints import read_expected_fingerprints
-
     from huggingface_hub import ModelCard
+
+    from sense_hub.fingerprints import read_expected_fingerprints
 
     # the held-out score says what it ran on, as `sense-hub eval --expect-fingerprints README.md` reads it
     assert read_expected_fingerprints(card_dir / "README.md")["databases"]
