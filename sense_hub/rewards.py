@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sense_hub.execution import ExecutionResult, Executor, canonical_sql
+from sense_hub.execution import ExecutionResult, Executor, canonical_sql, check_timeout
 from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
 from sense_hub.prompts import extract_sql
 
@@ -176,8 +176,7 @@ class ExecutionScorer:
     ) -> None:
         if metric not in METRICS:
             raise ValueError(f"`metric` must be one of {', '.join(METRICS)}, got {metric!r}")
-        if timeout <= 0:
-            raise ValueError(f"`execution_timeout` must be positive (seconds per query), got {timeout}")
+        timeout = check_timeout(timeout, name="`execution_timeout`")  # nan, 0, negatives and inf are refused
         if cache_size <= 0:
             raise ValueError(f"`cache_size` must be positive, got {cache_size}")
         self.db_root = Path(db_root) if db_root is not None else None

@@ -204,6 +204,8 @@ def test_format_alone_needs_no_database():
         (["arctic", "arctic"], {}, "more than once.*reward_weights"),
         (["arctic"], {"metric": "exact"}, "`metric` must be one of spider, bird, strict"),
         (["arctic"], {"timeout": 0}, "`execution_timeout` must be positive"),
+        (["arctic"], {"timeout": float("nan")}, "`execution_timeout` must be positive and finite"),
+        (["arctic"], {"timeout": float("inf")}, "`execution_timeout` must be positive and finite"),
     ],
 )
 def test_bad_arguments_say_the_fix(names, kwargs, message):
