@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sense_hub import cards
-from sense_hub.errors import DatasetRepoError, UsageError
+from sense_hub.errors import DatasetRepoError, InputError, UsageError
 from sense_hub.formats import COLUMNS, OPTIONAL_DEFAULTS, optional_columns, validate_records
 from sense_hub.models import credit_of, hub_model_id
 from sense_hub.records import read_jsonl
@@ -85,7 +85,7 @@ def split_by_database(
         ValueError: `validation_fraction` outside [0, 1).
     """
     if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}")
+        raise UsageError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}")
     databases = sorted({r["db_id"] for r in records})
     random.Random(seed).shuffle(databases)
     n_val = 0
@@ -550,7 +550,7 @@ def push_model_folder(
     check_repo_id(repo_id)
     local_dir = Path(local_dir)
     if not local_dir.is_dir():
-        raise ValueError(f"model folder {local_dir} does not exist")
+        raise UsageError(f"model folder {local_dir} does not exist: pass the folder a training run wrote")
     from huggingface_hub import HfApi
 
     api = HfApi()
@@ -772,7 +772,7 @@ class DatasetBuildArguments:
 
     def __post_init__(self):
         if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"`validation_fraction` must lie in [0, 1), got {self.validation_fraction}")
+            raise UsageError(f"`validation_fraction` must lie in [0, 1), got {self.validation_fraction}")
         if self.config_name is not None:
             _check_config_name(self.config_name)
         if self.push_to_hub is not None:
@@ -915,10 +915,10 @@ def write_predictions_repo(
     config_name = predictions_config_name(benchmark, split)
     _check_config_name(config_name)
     if not _SPLIT_NAME.match(split):
-        raise ValueError(f"invalid split name {split!r}: use letters, digits and '_' (e.g. 'dev', 'test')")
+        raise UsageError(f"invalid split name {split!r}: use letters, digits and '_' (e.g. 'dev', 'test')")
     records = validate_records("predictions", prediction_rows(rows), source=source)
     if not records:
-        raise ValueError(f"{source}: no predictions to write")
+        raise InputError(f"{source}: no predictions to write")
     metadata = read_card_metadata(out_dir)
     config_dir = out_dir / config_name
     config_dir.mkdir(parents=True, exist_ok=True)
@@ -988,7 +988,7 @@ def build_predictions(
     input_path = Path(input_path)
     rows = read_jsonl(input_path)
     if rows and "correct" not in rows[0]:
-        raise ValueError(
+        raise InputError(
             f"{input_path} line 1 has no `correct` field: pass the rows `sense-hub eval --output OUT.jsonl` wrote, "
             "not the predictions themselves"
         )
@@ -1000,7 +1000,7 @@ def build_predictions(
         except json.JSONDecodeError:
             summary = None
         if not isinstance(summary, dict):
-            raise ValueError(f"{summary_path}: expected the JSON summary line `sense-hub eval` prints last")
+            raise InputError(f"{summary_path}: expected the JSON summary line `sense-hub eval` prints last")
         info.update(predictions_info(summary))
     if model is not None:
         info["model"] = model

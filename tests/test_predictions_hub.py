@@ -191,9 +191,21 @@ def test_rows_without_question_id_or_question_get_defaults(tmp_path):
     ]  # fmt: skip
 
 
-def test_build_predictions_refuses_unjudged_rows(judged, tmp_path):
+def test_build_predictions_refuses_unjudged_rows(judged, tmp_path, capsys, monkeypatch):
     with pytest.raises(ValueError, match="no `correct` field"):
         hub.build_predictions(input_path=judged["pred"], output_dir=tmp_path / "r", benchmark="toy")
+    # from the script: one line naming the file and what to pass instead, exit 2, nothing written
+    from test_dataset_scripts import load_script
+
+    from sense_hub.cli import run_script as run_entry_point
+
+    module = load_script("build_predictions")
+    argv = ["build_predictions.py", "--input", str(judged["pred"]), "--output_dir", str(tmp_path / "r"), "--benchmark"]
+    monkeypatch.setattr("sys.argv", [*argv, "toy"])
+    assert run_entry_point("build_predictions.py", module.main, module.make_parser) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no `correct` field" in err[0] and str(judged["pred"]) in err[0], err
+    assert not (tmp_path / "r").exists()
 
 
 def test_summary_without_reproducibility_fields_keeps_the_old_result():
