@@ -68,7 +68,8 @@ CPU_RECIPES = [
 def test_cpu_recipes_are_cpu_settings(path):
     config = yaml.safe_load(path.read_text())
     assert config["model_name_or_path"] == "embedded"
-    assert config["use_cpu"] is True and config["bf16"] is False
+    # bf16 autocast is the measured winner for SFT and cDPO (bench/train_speed.py); GRPO's CPU run was fp32
+    assert config["use_cpu"] is True and config["bf16"] is (path.name != "grpo.yaml")
     # checkpointing costs CPU time; only GRPO (8 completions of long Spider prompts a step) needs the memory back
     assert config["gradient_checkpointing"] is (path.name == "grpo.yaml") and config["report_to"] == "none"
 
