@@ -87,6 +87,42 @@ def test_two_visitors_who_upload_the_same_bytes_each_get_their_copy(tmp_path):
         store.take_uploads("c", [str(raw)], ledger)
 
 
+def test_a_visitors_copy_is_never_seen_half_written(tmp_path, monkeypatch):
+    """One visitor's concurrent requests (four runaway queries at once) name the same upload and share its copy:
+    while one request is still writing it, another may already open it. The copy is renamed into place whole."""
+    import shutil
+    import threading
+
+    raw = make_db(tmp_path / "gradio" / "h" / "t.sqlite", rows=2000)
+    whole = raw.read_bytes()
+    ledger = UploadLedger()
+    ledger.update([str(raw)])
+    ledger.update([str(raw)])  # two of A's requests, each with its own upload of the same bytes
+    store = SessionStore(tmp_path / "sessions")
+    half_written, checked = threading.Event(), threading.Event()
+
+    def slow_copy(src, dst, **kwargs):  # the first half, a pause while the other request looks, the rest
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            fout.write(fin.read(len(whole) // 2))
+            fout.flush()
+            half_written.set()
+            checked.wait(10)
+            fout.write(fin.read())
+        return dst
+
+    monkeypatch.setattr(shutil, "copyfile", slow_copy)
+    first = threading.Thread(target=store.take_uploads, args=("visitor-a", [str(raw)], ledger))
+    first.start()
+    assert half_written.wait(10)
+    target = store.workdir("visitor-a") / "uploads"
+    seen = [p.read_bytes() for p in target.rglob("t.sqlite")]  # what a second request would open now
+    checked.set()
+    first.join(10)
+    assert all(b == whole for b in seen), [len(b) for b in seen]  # absent or whole, never half
+    (mine,) = store.take_uploads("visitor-a", [str(raw)], ledger)
+    assert mine.read_bytes() == whole and not list(mine.parent.glob("*.part"))
+
+
 def test_paths_that_are_not_uploads_pass_through(tmp_path):
     example = make_db(tmp_path / "examples" / "e.sqlite")
     store = SessionStore(tmp_path / "sessions")

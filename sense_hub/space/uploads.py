@@ -76,6 +76,26 @@ class UploadLedger(set):
             self._pending = dict.fromkeys(self._pending, 0)
 
 
+def _place(source: Path, target: Path, *, move: bool) -> None:
+    """Copy (or move) `source` to `target` in one step: written under a temporary name, then renamed into place.
+
+    One visitor's concurrent requests naming the same upload share `target`: a request that finds it already
+    there uses it while another may be placing it again, so it must never be seen half-written (a plain
+    `copyfile` truncates it first: the other request then reads an empty database).
+    """
+    fd, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        if move:
+            shutil.move(source, staging)
+        else:
+            shutil.copyfile(source, staging)
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
 def _remove_upload(path: Path) -> None:
     """Delete an uploaded file and its folder (Gradio makes one folder per upload hash) when that is empty."""
     try:
@@ -161,11 +181,10 @@ class SessionStore:
             folder = workdir / "uploads" / hashlib.sha256(_key(name).encode()).hexdigest()[:16]
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / source.name
+            # the last pending upload of these bytes: nobody else needs Gradio's file, so it is moved, not copied
+            _place(source, target, move=left == 0)
             if left == 0:
-                shutil.move(source, target)  # the last pending upload of these bytes: nobody else needs the file
                 _remove_upload(source)
-            else:
-                shutil.copyfile(source, target)
             with self._lock:
                 self._taken.setdefault(workdir, {})[_key(name)] = target
             out.append(target)
