@@ -590,7 +590,34 @@ class Experiment:
         print("\n## Spider dev, held-out databases\n")
         print((self.out / "table.md").read_text())
         print(_against_table(data))
+        self.write_cards(arms, data)
         print(json.dumps(data))
+
+    def write_cards(self, arms: list[str], data: dict) -> None:
+        """Each trained arm's model card gets its held-out score (`model-index`, with fingerprints) and the table."""
+        from sense_hub.cards import add_results, eval_summary_to_result
+
+        n = next((s["n"] for s in data["systems"]), 0)
+        held = json.loads((self.out / "done" / "split.json").read_text()).get("held_out_dbs", [])
+        dataset = f"Spider dev, {len(held)} held-out databases ({n} questions)"
+        table = (self.out / "table.md").read_text()
+        for arm in arms:
+            marker = self.out / "done" / f"score-{arm}.json"
+            card = Path(self.model_of(arm)) / "README.md" if arm != "base" else None
+            if card is None or not card.is_file() or not marker.is_file():
+                continue
+            result = eval_summary_to_result(
+                json.loads(marker.read_text())["eval"], dataset_name=dataset, dataset_id="spider"
+            )
+            system = next(s for s in data["systems"] if s["name"] == arm)
+            body = (
+                f"Arm `{arm}` of the SENSE experiment (`bench/sense_experiment.py`): greedy execution accuracy on "
+                f"{dataset}, Spider metric: **{100 * system['ex']:.1f}% [{100 * system['ci_low']:.1f}, "
+                f"{100 * system['ci_high']:.1f}]** ({system['correct']}/{system['n']}; 95% percentile bootstrap). "
+                "All arms, paired (`sense-hub compare`):\n\n" + table + "\n" + _against_table(data)
+            )
+            add_results(card, [result], section="SENSE experiment: held-out results", body=body)
+        print(f"[compare] model cards updated: {', '.join(a for a in arms if a != 'base')}")
 
     # ----- main ---------------------------------------------------------------------------------------------------
 

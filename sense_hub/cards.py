@@ -487,35 +487,9 @@ def model_card(
     Raises:
         ValueError: a result lacks a field or its value is not a number in [0, 1].
     """
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard, ModelCardData
 
-    eval_results = []
-    for i, result in enumerate(results, 1):
-        missing = [k for k in ("dataset", "dataset_id", "value") if k not in result]
-        if missing:
-            raise ValueError(f"model_card result {i}: missing field(s) {missing} (got {sorted(result)})")
-        value = result["value"]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"model_card result {i}: 'value' must be a fraction in [0, 1], got {value!r}")
-        budget = result.get("budget") or {}
-        repo = result.get("predictions_repo")
-        eval_results.append(
-            EvalResult(
-                task_type="text-generation",
-                task_name="Text-to-SQL",
-                dataset_type=str(result["dataset_id"]),
-                dataset_name=str(result["dataset"]),
-                dataset_config=result.get("predictions_config") if repo else None,
-                dataset_args={"fingerprints": dict(result["fingerprints"])} if result.get("fingerprints") else None,
-                metric_type=str(result.get("metric", EX_METRIC)),
-                metric_name=f"Execution accuracy ({budget['name']})" if budget.get("name") else "Execution accuracy",
-                metric_value=float(value),
-                metric_config=result.get("metric_config"),
-                metric_args={k: budget[k] for k in ("name", "samples_per_question") if k in budget} or None,
-                source_name=f"per-question predictions ({repo})" if repo else None,
-                source_url=f"{HUB_URL}/datasets/{repo}" if repo else None,
-            )
-        )
+    eval_results = _eval_results(results)
     hub_datasets = [d for d in datasets if is_hub_id(d)]
     card_data = ModelCardData(
         model_name=model_name,
@@ -544,6 +518,69 @@ def model_card(
         citations=CITATIONS,
     )
     return str(card)
+
+
+def _eval_results(results: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """`model_card` results as huggingface_hub `EvalResult`s (the card's `model-index`), checked."""
+    from huggingface_hub import EvalResult
+
+    eval_results = []
+    for i, result in enumerate(results, 1):
+        missing = [k for k in ("dataset", "dataset_id", "value") if k not in result]
+        if missing:
+            raise ValueError(f"model_card result {i}: missing field(s) {missing} (got {sorted(result)})")
+        value = result["value"]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"model_card result {i}: 'value' must be a fraction in [0, 1], got {value!r}")
+        budget = result.get("budget") or {}
+        repo = result.get("predictions_repo")
+        eval_results.append(
+            EvalResult(
+                task_type="text-generation",
+                task_name="Text-to-SQL",
+                dataset_type=str(result["dataset_id"]),
+                dataset_name=str(result["dataset"]),
+                dataset_config=result.get("predictions_config") if repo else None,
+                dataset_args={"fingerprints": dict(result["fingerprints"])} if result.get("fingerprints") else None,
+                metric_type=str(result.get("metric", EX_METRIC)),
+                metric_name=f"Execution accuracy ({budget['name']})" if budget.get("name") else "Execution accuracy",
+                metric_value=float(value),
+                metric_config=result.get("metric_config"),
+                metric_args={k: budget[k] for k in ("name", "samples_per_question") if k in budget} or None,
+                source_name=f"per-question predictions ({repo})" if repo else None,
+                source_url=f"{HUB_URL}/datasets/{repo}" if repo else None,
+            )
+        )
+    return eval_results
+
+
+def add_results(card_path: str | Path, results: Sequence[Mapping[str, Any]], *, section: str, body: str) -> None:
+    """Add scores to a model card written earlier (a recipe's), keeping the rest of it.
+
+    Each result (as in `model_card`) replaces the card's `model-index` entry for the same dataset and metric, or
+    is added; the `## {section}` part of the text is replaced by `body` (or appended), so running it again after
+    a new score leaves one copy.
+
+    Raises:
+        ValueError: a result lacks a field or its value is not a number in [0, 1].
+    """
+    from huggingface_hub import ModelCard
+
+    path = Path(card_path)
+    card = ModelCard.load(path)
+    new = _eval_results(results)
+    keys = {(r.dataset_name, r.metric_type) for r in new}
+    kept = [r for r in card.data.eval_results or [] if (r.dataset_name, r.metric_type) not in keys]
+    card.data.eval_results = kept + new or None
+    card.data.model_name = card.data.model_name or path.parent.name  # the model-index needs a name
+    heading = f"## {section}"
+    text = card.text
+    if heading in text:
+        start = text.index(heading)
+        after = text.find("\n## ", start + len(heading))
+        text = text[:start].rstrip() + "\n\n" + (text[after + 1 :] if after != -1 else "")
+    card.text = text.rstrip() + f"\n\n{heading}\n\n{body.strip()}\n"
+    path.write_text(str(card), encoding="utf-8")
 
 
 def predictions_card(

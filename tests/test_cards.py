@@ -79,6 +79,34 @@ def test_model_card_without_results_has_no_model_index():
     assert "No evaluation results yet." in card.content
 
 
+def test_add_results_updates_a_recipe_card_in_place(tmp_path):
+    """A training recipe writes its card without scores; a later evaluation adds them, and again replaces them."""
+    path = tmp_path / "sense-sft" / "README.md"
+    path.parent.mkdir()
+    path.write_text(render_model_card(results=[]), encoding="utf-8")
+    held_out = {"dataset": "Spider dev, 9 held-out databases", "dataset_id": "spider", "value": 0.086}
+    held_out["fingerprints"] = {"databases": {"pets_1/pets_1.sqlite": "ab" * 32}}
+    cards.add_results(path, [held_out], section="Held-out results", body="EX **8.6% [6.0, 11.1]**")
+    card = ModelCard.load(path)
+    (result,) = card.data.eval_results
+    assert (result.dataset_name, result.metric_value) == ("Spider dev, 9 held-out databases", 0.086)
+    assert result.dataset_args["fingerprints"]["databases"] == held_out["fingerprints"]["databases"]
+    assert "accelerate launch recipes/cdpo.py" in card.text and "EX **8.6% [6.0, 11.1]**" in card.text
+
+    # a second score of the same dataset replaces the first; another dataset's result and the text stay
+    path.write_text(str(ModelCard(render_model_card(results=RESULTS[1:])).content), encoding="utf-8")
+    cards.add_results(path, [held_out], section="Held-out results", body="body-one")
+    cards.add_results(path, [{**held_out, "value": 0.102}], section="Held-out results", body="body-two")
+    card = ModelCard.load(path)
+    assert [(r.dataset_name, r.metric_value) for r in card.data.eval_results] == [
+        ("BIRD dev", 0.125),
+        ("Spider dev, 9 held-out databases", 0.102),
+    ]
+    assert card.text.count("## Held-out results") == 1 and "body-two" in card.text and "body-one" not in card.text
+    with pytest.raises(ValueError, match="'value' must be a fraction"):
+        cards.add_results(path, [{**held_out, "value": 8.6}], section="Held-out results", body="x")
+
+
 @pytest.mark.parametrize(
     ("result", "message"),
     [
