@@ -18,6 +18,9 @@ Rows (`--rows` picks some):
 | smollm2-short | SmolLM2-135M, full fine-tuning | fp32, schema without sample values (shorter prompts) |
 | smollm2-bf16-short | SmolLM2-135M, full fine-tuning | bf16 autocast and the shorter prompts |
 | smollm2-bf16-grouped | SmolLM2-135M, full fine-tuning | bf16 autocast, batches of similar length (less padding) |
+| smollm2-bf16-grouped-short | SmolLM2-135M, full fine-tuning | bf16 autocast, grouped by length, the shorter prompts |
+| smollm2-bf16-weights | SmolLM2-135M, full fine-tuning | bf16 weights and optimizer state (`dtype: bfloat16`), no fp32 master copy |
+| smollm2-bf16-compile | SmolLM2-135M, full fine-tuning | bf16 autocast, `torch_compile: true` (inductor; batches padded to a multiple of 64) |
 | qwen05-lora | Qwen2.5-Coder-0.5B, LoRA r 16 on all linear layers | fp32 |
 | qwen05-lora-bf16 | Qwen2.5-Coder-0.5B, LoRA r 16 on all linear layers | bf16 autocast |
 
@@ -50,6 +53,15 @@ ROWS = {
     "smollm2-bf16-short": {"model": "embedded", "bf16": True, "packing": False, "sample_values": 0, "lora": False},
     "smollm2-bf16-grouped": {
         "model": "embedded", "bf16": True, "packing": False, "sample_values": 3, "lora": False, "grouped": True
+    },
+    "smollm2-bf16-grouped-short": {
+        "model": "embedded", "bf16": True, "packing": False, "sample_values": 0, "lora": False, "grouped": True
+    },
+    "smollm2-bf16-weights": {
+        "model": "embedded", "bf16": True, "packing": False, "sample_values": 3, "lora": False, "dtype": "bfloat16"
+    },
+    "smollm2-bf16-compile": {
+        "model": "embedded", "bf16": True, "packing": False, "sample_values": 3, "lora": False, "compile": True
     },
     "qwen05-lora": {
         "model": "embedded:qwen2.5-coder-0.5b", "bf16": False, "packing": False, "sample_values": 3, "lora": True
@@ -133,8 +145,10 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             include_num_input_tokens_seen="non_padding",
             train_sampling_strategy="group_by_length" if row.get("grouped") else "random",
             disable_tqdm=True,
+            torch_compile=bool(row.get("compile")),
+            pad_to_multiple_of=64 if row.get("compile") else "auto",  # fewer shapes, fewer recompilations
         )
-        model_args = ModelConfig(model_name_or_path=row["model"], dtype="float32")
+        model_args = ModelConfig(model_name_or_path=row["model"], dtype=row.get("dtype", "float32"))
         if row["lora"]:
             model_args.use_peft = True
             model_args.lora_r = 16
@@ -202,6 +216,8 @@ def main() -> None:
         row = ROWS[r["row"]]
         setting = ", ".join(
             [("LoRA r 16 " if row["lora"] else "full ") + ("bf16 autocast" if row["bf16"] else "fp32")]
+            + (["bf16 weights"] if row.get("dtype") == "bfloat16" else [])
+            + (["torch.compile"] if row.get("compile") else [])
             + (["packing"] if row["packing"] else [])
             + (["no sample values"] if row["sample_values"] == 0 else [])
             + (["grouped by length"] if row.get("grouped") else [])
