@@ -527,3 +527,36 @@ def test_sql_to_text_prompt_gives_examples_as_chat_turns_and_the_query_last():
     retry = sql_to_text_prompt(sql, tables="pets(pet_id, weight)", previous="How many pets?", feedback="too vague")
     assert "A previous question was: How many pets?" in retry[-1]["content"] and "too vague" in retry[-1]["content"]
     assert len(retry) == len(messages)
+
+
+class DoublingVerifier(FakeModel):
+    """Answers every question with the template SQL's rows twice: the same set of rows, a different bag."""
+
+    def generate(self, prompts, config):
+        out = []
+        for messages in prompts:
+            system, user = messages[0]["content"], messages[-1]["content"]
+            if system == SQL_TO_TEXT_SYSTEM:
+                out.extend(super().generate([messages], config))
+                continue
+            key = re.search(r"what does query (\d+) return\?", user, re.I).group(1)
+            sql = self.sql_by_key[key]
+            out.append([f"```sql\nSELECT * FROM ({sql}) UNION ALL SELECT * FROM ({sql})\n```"])
+        return out
+
+
+def test_set_operation_questions_are_checked_by_set_equality(tmp_path: Path):
+    """A UNION/INTERSECT/EXCEPT query returns a set: an answer listing each of its rows twice verifies its question;
+    the same doubled answer to any other family's question is a different bag of rows, and is rejected."""
+    db = make_shop_db(tmp_path / "dbs" / "shop" / "shop.sqlite")
+    model = DoublingVerifier()
+    output = tmp_path / "strong.jsonl"
+    families = ["set_union", "set_intersect", "set_except", "filter_text", "filter_numeric"]
+    records = synthesize_templates(
+        [db], generator=model, verifier=model, output=output, per_database=15, rounds=1, families=families
+    )
+    kept = {r["generator"].split(":")[1].split("+")[0] for r in records}
+    rejected = read_jsonl(rejected_path(output))
+    assert kept and kept <= {"set_union", "set_intersect", "set_except"}
+    assert rejected and {r["family"] for r in rejected} <= {"filter_text", "filter_numeric"}
+    assert {r["reason"] for r in rejected} == {"verify_mismatch"}

@@ -183,7 +183,8 @@ def synthesize_templates(
         rule_fallback: with `question_source="model"`, try the rule-based question when every model-written one
             failed verification (records then say `+rule` in `generator`).
         families: template families to use (default: all of `sql_templates.FAMILIES`).
-        metric: the result comparison of the verification ("spider", "bird" or "strict").
+        metric: the result comparison of the verification ("spider", "bird" or "strict"); questions of the set
+            operation families are always checked by set equality (`_verification_metric`).
         batch_size: prompts per `generate` call.
         chunk_size: candidates taken through all stages together (records are written after each chunk).
         max_new_tokens: generation budget per verifier answer (questions get at most 80 tokens).
@@ -377,24 +378,29 @@ def _verify(
 
     if not items:
         return
-    prompts = [prompt_for_database(item.question or "", item.db.path, max_chars=schema_chars) for item in items]
     config = GenerationConfig(n=1, max_new_tokens=max_new_tokens)
-    preds, verdicts = [], []
+    preds: list[str] = [""] * len(items)
+    verdicts: list = [None] * len(items)
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(_verification_metric(item.candidate.family, metric), []).append(i)
     step = max(1, batch_size * 8)  # see `_generate`: one backend call sorts and batches many prompts
-    for start in range(0, len(items), step):
-        batch = items[start : start + step]
-        generated = evaluate_generator(
-            verifier,
-            prompts[start : start + step],
-            config=config,
-            db_paths=[item.db.path for item in batch],
-            gold=[item.candidate.sql for item in batch],
-            metric=metric,
-            workers=0,
-        )
-        stats.count_call(prompts[start : start + step], [g.texts for g in generated])
-        preds.extend(g.sqls[0] for g in generated)
-        verdicts.extend(g.verdicts[0] for g in generated)
+    for group_metric, indices in groups.items():
+        for start in range(0, len(indices), step):
+            batch = [items[i] for i in indices[start : start + step]]
+            prompts = [prompt_for_database(item.question or "", item.db.path, max_chars=schema_chars) for item in batch]
+            generated = evaluate_generator(
+                verifier,
+                prompts,
+                config=config,
+                db_paths=[item.db.path for item in batch],
+                gold=[item.candidate.sql for item in batch],
+                metric=group_metric,
+                workers=0,
+            )
+            stats.count_call(prompts, [g.texts for g in generated])
+            for i, g in zip(indices[start : start + step], generated, strict=True):
+                preds[i], verdicts[i] = g.sqls[0], g.verdicts[0]
     for item, pred, verdict in zip(items, preds, verdicts, strict=True):
         stats.family(item.candidate.family)["calls"] += 1
         if verdict.correct:
@@ -403,6 +409,20 @@ def _verify(
         item.reason = "verify_error" if verdict.error else "verify_mismatch"
         what = f"it fails with {verdict.error}" if verdict.error else "it returns a different result"
         item.feedback = f"a text-to-SQL model answered it with `{pred[:300]}`, and {what}"
+
+
+SET_FAMILIES = frozenset({"set_union", "set_intersect", "set_except"})
+
+
+def _verification_metric(family: str, metric: str) -> str:
+    """The comparison that checks a question of `family`: `metric`, but set equality for the set operations.
+
+    A UNION, INTERSECT or EXCEPT query returns a set, so its question asks for a set: "notes of deaths with 5 or
+    more injured or fewer than 8 killed" is answered right by `... WHERE injured >= 5 OR killed < 8`, which lists
+    a note once per matching row. Under a bag comparison (the `spider` and `strict` metrics) those duplicates
+    reject a faithful question; `bird`'s set equality does not.
+    """
+    return "bird" if family in SET_FAMILIES else metric
 
 
 def _template_record(item: _Item, *, verification: str) -> dict:
