@@ -134,10 +134,19 @@ def main() -> None:
     print(f"rejected by reason (this run): {dict(stats.rejected.most_common())}")
     every = Counter(r["reason"] for r in read_complete_jsonl(rejected_path(output))[0])
     print(f"rejected by reason (every run into {args.out_dir}): {dict(every.most_common())}")
-    print(f"wall time: this run {seconds:.0f} s; model-written verified records in the output: {len(records)}")
+    # each run appends its cost to legs.jsonl beside the output, so a resumed run can report the wall time of all
+    legs_path = args.out_dir / "legs.jsonl"
+    with legs_path.open("a") as f:
+        leg = {"seconds": round(seconds, 1), "kept": stats.kept, "calls": stats.calls, "model": args.model}
+        f.write(json.dumps(leg) + "\n")
+    legs = read_complete_jsonl(legs_path)[0]
+    print(
+        f"wall time: this run {seconds:.0f} s ({stats.kept} verified); all {len(legs)} runs into {args.out_dir}: "
+        f"{sum(leg['seconds'] for leg in legs):.0f} s; model-written verified records in the output: {len(records)}"
+    )
     if stats.unfinished:
         print(f"time budget reached: {stats.unfinished} candidates not processed (rerun to resume)")
-    rate = total_verified / seconds * 1800 if seconds else 0.0
+    rate = stats.kept / seconds * 1800 if seconds else 0.0
     print(
         f"verified per 30 min at this rate: ~{rate:.0f}; executable candidates per 30 min without a model: "
         f"~{sum(candidates.values()) / max(candidate_seconds, 1e-9) * 1800:.0f}"
