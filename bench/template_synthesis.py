@@ -134,7 +134,7 @@ def main() -> None:
     print(f"rejected by reason (this run): {dict(stats.rejected.most_common())}")
     every = Counter(r["reason"] for r in read_complete_jsonl(rejected_path(output))[0])
     print(f"rejected by reason (every run into {args.out_dir}): {dict(every.most_common())}")
-    # each run appends its cost to legs.jsonl beside the output, so a resumed run can report the wall time of all
+    # each run appends its cost to legs.jsonl beside the output, so a resumed run can report the wall time of all of them
     legs_path = args.out_dir / "legs.jsonl"
     with legs_path.open("a") as f:
         leg = {"seconds": round(seconds, 1), "kept": stats.kept, "calls": stats.calls, "model": args.model}

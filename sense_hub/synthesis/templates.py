@@ -388,7 +388,9 @@ def _verify(
     for group_metric, indices in groups.items():
         for start in range(0, len(indices), step):
             batch = [items[i] for i in indices[start : start + step]]
-            prompts = [prompt_for_database(item.question or "", item.db.path, max_chars=schema_chars) for item in batch]
+            prompts = [
+                prompt_for_database(item.question or "", item.db.path, max_chars=schema_chars) for item in batch
+            ]
             generated = evaluate_generator(
                 verifier,
                 prompts,
