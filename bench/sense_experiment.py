@@ -97,6 +97,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     t = p.add_argument_group("training (the same seed and step budget for every arm of a kind)")
     t.add_argument("--sft-steps", type=int, default=150, help="optimizer steps of each SFT arm")
     t.add_argument("--pref-steps", type=int, default=60, help="optimizer steps of cDPO and DPO")
+    t.add_argument(
+        "--sft-epochs",
+        type=float,
+        default=None,
+        help="whole epochs per SFT arm over its own data (replaces --sft-steps)",
+    )
+    t.add_argument("--pref-epochs", type=float, default=None, help="epochs over the pairs (replaces --pref-steps)")
     t.add_argument("--spft-rounds", type=int, default=2)
     t.add_argument("--spft-steps", type=int, default=20, help="optimizer steps per SPFT round")
     t.add_argument("--spft-eval-size", type=int, default=40, help="training questions SPFT holds out to pick a round")
@@ -442,11 +449,12 @@ class Experiment:
                     model_name_or_path=a.student,
                     dataset_name=data,
                     db_root=self.db_root,
-                    max_steps=a.sft_steps,
+                    **_budget(a.sft_steps, a.sft_epochs),
                     **common,
                 ),
             )
-            return {"records": _count_lines(data), "steps": a.sft_steps, **_losses(self.models / arm)}
+            info = {"records": _count_lines(data), "steps": a.sft_steps, "epochs": a.sft_epochs}
+            return {**info, **_losses(self.models / arm)}
         if arm in ("sft-strong+cdpo", "sft-strong+dpo"):
             pairs = self.need(self.data / "pairs" / f"{a.pairs_preset}.jsonl", "pairs")
             eps = a.epsilon if arm.endswith("cdpo") else 0.0
@@ -458,11 +466,11 @@ class Experiment:
                     model_name_or_path=self.model_of("sft-strong"),
                     dataset_name=pairs,
                     cdpo_epsilon=eps,
-                    max_steps=a.pref_steps,
+                    **_budget(a.pref_steps, a.pref_epochs),
                     **common,
                 ),
             )
-            info = {"pairs": _count_lines(pairs), "preset": a.pairs_preset, "epsilon": eps, "steps": a.pref_steps}
+            info = {"pairs": _count_lines(pairs), "preset": a.pairs_preset, "epsilon": eps, "epochs": a.pref_epochs}
             return {**info, **_losses(self.models / arm)}
         if arm == "spft":
             self.run(
@@ -659,12 +667,19 @@ def _options(options: dict, sep: str) -> list[str]:
     return out
 
 
+def _budget(steps: int, epochs: float | None) -> dict:
+    """Recipe options for a step budget, or for whole epochs over the arm's own data when `epochs` is set."""
+    return {"max_steps": steps} if epochs is None else {"num_train_epochs": epochs, "max_steps": -1}
+
+
 def _losses(out: Path) -> dict:
     path = out / "trainer_state.json"
     if not path.is_file():
         return {}
-    losses = [h["loss"] for h in json.loads(path.read_text()).get("log_history", []) if "loss" in h]
-    return {"first_loss": losses[0], "last_loss": losses[-1]} if losses else {}
+    state = json.loads(path.read_text())
+    losses = [h["loss"] for h in state.get("log_history", []) if "loss" in h]
+    info = {"global_step": state.get("global_step"), "epoch": state.get("epoch")}
+    return {**info, "first_loss": losses[0], "last_loss": losses[-1]} if losses else info
 
 
 def _ex(judged: Path) -> float:
