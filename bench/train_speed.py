@@ -23,6 +23,8 @@ Rows (`--rows` picks some):
 | smollm2-bf16-compile | SmolLM2-135M, full fine-tuning | bf16 autocast, `torch_compile: true` (inductor; batches padded to a multiple of 64) |
 | qwen05-lora | Qwen2.5-Coder-0.5B, LoRA r 16 on all linear layers | fp32 |
 | qwen05-lora-bf16 | Qwen2.5-Coder-0.5B, LoRA r 16 on all linear layers | bf16 autocast |
+| qwen05-lora-bf16-grouped | Qwen2.5-Coder-0.5B, LoRA r 16 on all linear layers | bf16 autocast, grouped by length |
+| qwen05-full-bf16 | Qwen2.5-Coder-0.5B, full fine-tuning | bf16 autocast (fp32 weights and Adam state: ~8 GB) |
 
 Each row runs in its own process (one model in memory at a time). Time it with nothing else running: the figures
 are wall-clock.
@@ -68,6 +70,13 @@ ROWS = {
     },
     "qwen05-lora-bf16": {
         "model": "embedded:qwen2.5-coder-0.5b", "bf16": True, "packing": False, "sample_values": 3, "lora": True
+    },
+    "qwen05-lora-bf16-grouped": {
+        "model": "embedded:qwen2.5-coder-0.5b", "bf16": True, "packing": False, "sample_values": 3, "lora": True,
+        "grouped": True,
+    },
+    "qwen05-full-bf16": {
+        "model": "embedded:qwen2.5-coder-0.5b", "bf16": True, "packing": False, "sample_values": 3, "lora": False
     },
 }  # fmt: skip
 
