@@ -70,6 +70,9 @@ class GenerationConfig:
             little (measured 0-10% on Spider prompts), and in about one sample in six the model goes on after a
             blank line in a way that changes `extract_sql`, so `sample`/`predict` leave it off. The local backend
             honours it; remote backends ignore it.
+        grammars: schema-aware decoding (`sense_hub.constrained`): one grammar per prompt
+            (`constrained.grammar_for_database`), or None for a prompt left free. Only the local backend can
+            apply them; remote backends refuse a config that has them.
     """
 
     n: int = 1
@@ -78,6 +81,7 @@ class GenerationConfig:
     max_new_tokens: int = 256
     seed: int = 0
     stop_at_statement: bool = False
+    grammars: tuple | None = None
 
     def __post_init__(self):
         if self.n < 1:
@@ -341,6 +345,14 @@ class TransformersGenerator:
             if not config.greedy:  # seeded per batch: samples do not depend on how long earlier batches ran
                 sampler = _InverseCDFSampler(config.temperature, config.top_p, seed=config.seed + start)
                 call["logits_processor"] = LogitsProcessorList([sampler])
+            if config.grammars is not None:
+                from sense_hub.constrained import SchemaConstraint
+
+                if len(config.grammars) != len(prompts):
+                    raise ValueError(f"{len(config.grammars)} grammars for {len(prompts)} prompts")
+                rows = [config.grammars[i] for i in batch for _ in range(per_prompt)]
+                constraint = SchemaConstraint(self.tokenizer, rows, self.model.get_output_embeddings().out_features)
+                call["logits_processor"] = LogitsProcessorList([constraint, *call.get("logits_processor", [])])
             if config.stop_at_statement:
                 stopper = _statement_stopper(self.tokenizer, enc["input_ids"].shape[1], self._eos_ids)
                 call["stopping_criteria"] = StoppingCriteriaList([stopper])
@@ -360,6 +372,14 @@ class TransformersGenerator:
                 chunk = decoded[k * per_prompt : (k + 1) * per_prompt]
                 results[i] = [c.strip() for c in chunk] * (config.n if config.greedy else 1)
         return results
+
+
+def _refuse_grammars(config: GenerationConfig, backend: str) -> None:
+    if config.grammars is not None:
+        raise GenerationError(
+            f"schema-aware decoding (--constrained) runs on the local transformers backend only, not on {backend}; "
+            "drop --constrained or use --backend transformers"
+        )
 
 
 def _keep_first(cache, n: int) -> None:
@@ -602,6 +622,7 @@ class OpenAICompatibleGenerator:
 
     def generate(self, prompts: list[list[dict]], config: GenerationConfig) -> list[list[str]]:
         """`config.n` completions for each prompt (see the class docstring)."""
+        _refuse_grammars(config, "an OpenAI-compatible server")
         jobs = [lambda m=messages: self._complete(m, config) for messages in prompts]
         return _run_concurrently(jobs, self.max_concurrency)
 
@@ -741,6 +762,7 @@ class TGIGenerator:
 
     def generate(self, prompts: list[list[dict]], config: GenerationConfig) -> list[list[str]]:
         """`config.n` completions for each prompt (see the class docstring)."""
+        _refuse_grammars(config, "text-generation-inference")
         per_prompt = 1 if config.greedy else config.n
         jobs = [
             lambda m=messages, s=config.seed + i: self._one(m, config, s)

@@ -15,6 +15,7 @@ seed). Restarting with other generation arguments is refused with an error namin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -466,19 +467,41 @@ BUDGET_DESCRIPTIONS = {
     "maj": "the execution-majority vote over N samples (self-consistency)",
     "pass": "any of N samples correct (an oracle upper bound, not a system)",
 }
+MODIFIER_DESCRIPTIONS = {
+    "constrained": "schema-aware decoding: only the database's table and column names (sense_hub.constrained)",
+    "repair": "an answer whose SQL does not run is fixed: its unknown name replaced, or the model asked again with "
+    "SQLite's error (sense_hub.repair)",
+}
 
 
-def budget(kind: str, n: int = 1) -> dict:
+def _modifiers(manifest: Mapping) -> list[str]:
+    """The decoding additions a predictions manifest records, in name order (`constrained`, `repair`)."""
+    out = []
+    if manifest.get("constrained"):
+        out.append("constrained")
+    if int(manifest.get("repair_rounds") or 0) > 0:
+        out.append("repair")
+    return out
+
+
+def budget(kind: str, n: int = 1, modifiers: Sequence[str] = ()) -> dict:
     """How an answer was chosen and from how many samples: `{"name", "description", "samples_per_question"}`.
 
-    Names: `greedy`, `sample@1`, `maj@N`, `pass@N`. Summaries and cards label every score with one, so a
-    self-consistency number never shows under the greedy name or the other way round.
+    Names: `greedy`, `sample@1`, `maj@N`, `pass@N`, each with its decoding additions after a `+`
+    (`greedy+constrained`, `greedy+repair`, `greedy+constrained+repair`). Summaries and cards label every score
+    with one, so a self-consistency or repaired number never shows under the plain greedy name.
     """
+    unknown = [m for m in modifiers if m not in MODIFIER_DESCRIPTIONS]
+    if unknown:
+        raise ValueError(f"unknown budget modifier {unknown}; expected some of {sorted(MODIFIER_DESCRIPTIONS)}")
     if kind == "greedy":
-        return {"name": "greedy", "description": BUDGET_DESCRIPTIONS["greedy"], "samples_per_question": 1}
-    if kind not in BUDGET_DESCRIPTIONS:
+        name, samples = "greedy", 1
+    elif kind in BUDGET_DESCRIPTIONS:
+        name, samples = f"{kind}@{n}", n
+    else:
         raise ValueError(f"unknown budget {kind!r}; expected one of {sorted(BUDGET_DESCRIPTIONS)}")
-    return {"name": f"{kind}@{n}", "description": BUDGET_DESCRIPTIONS[kind], "samples_per_question": n}
+    description = "; ".join([BUDGET_DESCRIPTIONS[kind], *(MODIFIER_DESCRIPTIONS[m] for m in modifiers)])
+    return {"name": "+".join([name, *modifiers]), "description": description, "samples_per_question": samples}
 
 
 def timings_path(output: str | Path) -> Path:
@@ -548,9 +571,13 @@ def budget_report(
             except ValueError:
                 paths[row["db_id"]] = str(roots[0] / row["db_id"] / f"{row['db_id']}.sqlite")  # judged missing_db
     try:
-        chunk_size = int(json.loads(manifest_path(output).read_text(encoding="utf-8"))["chunk_size"])
+        manifest = json.loads(manifest_path(output).read_text(encoding="utf-8"))
+        chunk_size = int(manifest["chunk_size"])
     except (OSError, ValueError, KeyError, TypeError):
-        chunk_size = 0
+        manifest, chunk_size = {}, 0
+    mods = _modifiers(manifest) if isinstance(manifest, dict) else []
+    repaired = "repair" in mods and all("first_pred" in row for row in rows)
+    base_mods = [m for m in mods if m != "repair"]
     recorded = _Timings(Path(output)).load()
     n_chunks = -(-len(rows) // chunk_size) if chunk_size else 0
     chunks = {str(i): recorded.get(str(i), {}) for i in range(n_chunks)}  # this run's chunks only
@@ -562,13 +589,16 @@ def budget_report(
         return round(sum(values), 3)
 
     answers: dict[str, list[str]] = {}
+    kind = ("maj", n) if n > 1 else (("greedy", 1) if not temperature else ("sample", 1))
+    pred_name = budget(*kind, mods)["name"]
     if n > 1:
         if all("greedy" in row for row in rows):
-            answers["greedy"] = [row["greedy"] for row in rows]
-        answers[f"maj@{n}"] = [row["pred"] for row in rows]
+            answers[budget("greedy", 1, base_mods)["name"]] = [row["greedy"] for row in rows]
+    if repaired:  # the same answers before repair: a budget of its own, side by side
+        answers[budget(*kind, base_mods)["name"]] = [row["first_pred"] for row in rows]
+    answers[pred_name] = [row["pred"] for row in rows]
+    if n > 1:
         answers[f"pass@{n}"] = []  # judged from the candidates below
-    else:
-        answers["greedy" if not temperature else "sample@1"] = [row["pred"] for row in rows]
     items = []
     for name, sqls in answers.items():
         if name.startswith("pass@"):
@@ -579,33 +609,38 @@ def budget_report(
     verdicts = iter(judge(items, metric=metric, timeout=timeout, workers=workers))
     judge_s = round(time.perf_counter() - start, 3)
     budgets = {}
+    repair_calls = sum((row.get("repair") or {}).get("model_calls", 0) for row in rows)
     for name in answers:
+        calls = n if n > 1 else 1
         if name.startswith("pass@"):
             correct = sum(any(next(verdicts).correct for _ in row["candidates"]) for row in rows)
             entry = budget("pass", n)
             gen, sel = seconds("samples"), 0.0
         else:
             correct = sum(next(verdicts).correct for _ in rows)
-            if name == "greedy":
-                entry = budget("greedy")
-                gen, sel = seconds("greedy" if n > 1 else "samples"), 0.0
-            elif name == "sample@1":
-                entry = budget("sample", 1)
-                gen, sel = seconds("samples"), 0.0
-            else:
-                entry = budget("maj", n)
+            base = name.split("+")[0]
+            entry = budget(base.split("@")[0], n if base.startswith("maj@") else 1, name.split("+")[1:])
+            if base == "greedy" and n > 1:
+                gen, sel, calls = seconds("greedy"), 0.0, 1
+            elif base.startswith("maj@"):
                 gen, sel = seconds("samples"), seconds("vote")
+            else:
+                gen, sel = seconds("samples"), 0.0
+            if name == pred_name and repaired:
+                repair_s = seconds("repair")
+                sel = None if sel is None or repair_s is None else round(sel + repair_s, 3)
+                calls += repair_calls / len(rows) if rows else 0.0
         budgets[name] = {
             **entry,
             "questions": len(rows),
             "correct": correct,
             "execution_accuracy": round(correct / len(rows), 4) if rows else 0.0,
+            "model_calls_per_question": round(calls, 4),
             "generation_s": gen,
             "selection_s": sel,
             "wall_s": round(gen + sel, 3) if gen is not None and sel is not None else None,
         }
-    pred_budget = f"maj@{n}" if n > 1 else ("greedy" if not temperature else "sample@1")
-    return {"metric": metric, "pred_budget": pred_budget, "budgets": budgets, "judge_s": judge_s}
+    return {"metric": metric, "pred_budget": pred_name, "budgets": budgets, "judge_s": judge_s}
 
 
 def run_info(output: str | Path) -> dict | None:
@@ -623,11 +658,13 @@ def run_info(output: str | Path) -> dict | None:
         return None
     n = int(manifest.get("n", 1))
     temperature = manifest.get("temperature")
+    mods = _modifiers(manifest)
     if n > 1:
-        chosen = budget("maj", n)
+        chosen = budget("maj", n, mods)
     else:
-        chosen = budget("greedy") if not temperature else budget("sample", 1)
-    decoding = {k: manifest[k] for k in ("n", "temperature", "top_p", "max_new_tokens", "seed") if k in manifest}
+        chosen = budget("greedy", 1, mods) if not temperature else budget("sample", 1, mods)
+    keys = ("n", "temperature", "top_p", "max_new_tokens", "seed", "constrained", "repair_rounds", "repair_style")
+    decoding = {k: manifest[k] for k in keys if k in manifest}
     return {"model": manifest.get("generator"), "decoding": decoding, "budget": chosen}
 
 
@@ -679,6 +716,9 @@ def predict(
     timeout: float = 30.0,
     progress: bool = True,
     greedy_pass: bool = True,
+    repair_rounds: int = 0,
+    repair_style: str = "restate",
+    constrained: bool = False,
 ) -> list[dict]:
     """Predict one SQL query per question: greedy (n=1) or the execution majority vote of n samples.
 
@@ -702,6 +742,11 @@ def predict(
         timeout: seconds per candidate query when voting.
         progress: show a tqdm bar on stderr.
         greedy_pass: with n > 1, also decode greedily once per question (the `greedy` field).
+        repair_rounds: repair `pred` when its SQL does not run, up to this many rounds (`sense_hub.repair`); the
+            row then keeps the answer before repair in `first_pred` and what repair did in `repair`
+            (`model_calls`, `name_fixes`, `errors`), so `budget_report` scores both side by side.
+        repair_style: how the model is asked again (`repair.repair_prompt`).
+        constrained: schema-aware decoding (`sense_hub.constrained`): only the database's names (local backend).
 
     Returns:
         The prediction rows in example order.
@@ -734,13 +779,27 @@ def predict(
     greedy_pass = vote and greedy_pass
     if greedy_pass:
         manifest["greedy_pass"] = True
+    if constrained:  # recorded only when used, so files predicted before these options still resume
+        manifest["constrained"] = True
+    if repair_rounds:
+        manifest.update(repair_rounds=repair_rounds, repair_style=repair_style)
     timings = _Timings(Path(output))
+
+    def grammars_of(chunk: list[tuple[Example, Path]]) -> tuple | None:
+        if not constrained:
+            return None
+        from sense_hub.constrained import grammar_for_database
+
+        return tuple(grammar_for_database(db_path) for _, db_path in chunk)
 
     def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
         config = _config(
             n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
         )
         prompts = _prompts(chunk)
+        grammars = grammars_of(chunk)
+        if grammars is not None:
+            config = dataclasses.replace(config, grammars=grammars)
         seconds = {}
         start = time.perf_counter()
         sqls = [g.sqls for g in evaluate_generator(generator, prompts, config=config)]
@@ -757,6 +816,7 @@ def predict(
             greedy_config = _config(
                 n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
             )
+            greedy_config = dataclasses.replace(greedy_config, grammars=grammars)
             greedy = [g.sqls[0] for g in evaluate_generator(generator, prompts, config=greedy_config)]
             seconds["greedy"] = time.perf_counter() - start
         rows = []
@@ -770,6 +830,26 @@ def predict(
             else:
                 row["pred"] = cands[0]
             rows.append(row)
+        if repair_rounds:
+            from sense_hub.repair import repair
+
+            start = time.perf_counter()
+            fixed = repair(
+                generator,
+                prompts,
+                [row["pred"] for row in rows],
+                [db_path for _, db_path in chunk],
+                rounds=repair_rounds,
+                config=_config(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed),
+                style=repair_style,
+                timeout=timeout,
+                grammars=grammars,
+            )
+            seconds["repair"] = time.perf_counter() - start
+            for row, one in zip(rows, fixed, strict=True):
+                row["first_pred"] = row["pred"]
+                row["pred"] = one.sql
+                row["repair"] = {"model_calls": one.model_calls, "name_fixes": one.name_fixes, "errors": one.errors}
         timings.record(index, seconds, questions=len(chunk))
         return rows
 

@@ -1,6 +1,7 @@
 """`sense-hub predict`: SQL for a benchmark, greedy or N samples with execution voting (see `commands.sample`).
 
-With `-n N` (N > 1) the summary reports three budgets side by side, each with its samples per question and wall
+`--repair-rounds N` and `--constrained` are budgets of their own (`greedy+repair`, `greedy+constrained`); with
+repair the summary also scores the same answers before repair. With `-n N` (N > 1) the summary reports three budgets side by side, each with its samples per question and wall
 seconds: `greedy` (a separate greedy pass, never the first sample; `--no-greedy-pass` skips it), `maj@N` (the
 execution-majority vote, the `pred` column) and `pass@N` (any sample correct: an oracle bound).
 """
@@ -21,4 +22,25 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-greedy-pass",
         action="store_true",
         help="with -n > 1: skip the separate greedy pass (the summary then has no greedy budget)",
+    )
+    parser.add_argument(
+        "--repair-rounds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fix an answer whose SQL does not run: replace an unknown name, or ask the model again with SQLite's "
+        "error, up to N rounds (default 0: off). The summary scores the answers before and after side by side",
+    )
+    parser.add_argument(
+        "--repair-style",
+        choices=("restate", "conversation"),
+        default="restate",
+        help="how the model is asked again: the task restated with the failed SQL and the error in one message "
+        "(default), or the error as a new user turn after the model's answer",
+    )
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="schema-aware decoding: the model may write only the database's table and column names "
+        "(llguidance; local transformers backend). Its own budget: greedy+constrained",
     )

@@ -121,7 +121,17 @@ def run_cli(args: argparse.Namespace) -> int:
         "progress": not args.no_progress,
     }
     if command == "predict":
-        rows = predict(examples, generator, greedy_pass=not getattr(args, "no_greedy_pass", False), **common)
+        if args.repair_rounds < 0:
+            raise UsageError(f"--repair-rounds must be 0 or more, got {args.repair_rounds}")
+        rows = predict(
+            examples,
+            generator,
+            greedy_pass=not getattr(args, "no_greedy_pass", False),
+            repair_rounds=args.repair_rounds,
+            repair_style=args.repair_style,
+            constrained=args.constrained,
+            **common,
+        )
         report = budget_report(
             rows,
             db_root=db_roots,
