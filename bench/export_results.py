@@ -1,0 +1,109 @@
+"""Copy the small, expensive outputs of an experiment run into `bench/results/<run>/`, to commit.
+
+A run folder (`bench/sense_experiment.py --out RUN`) holds models (never committed) and the files that cost CPU
+hours to make: verified strong records, labelled weak samples, pairs, judged predictions. This keeps the latter,
+trimmed to what rebuilding and re-judging need (no prompts), so losing the machine costs only training time:
+
+    strong-templates.jsonl, strong-domains.jsonl   verified strong records, as written (teacher-made)
+    strong-rejected.json                           rejection counts of template synthesis
+    weak.jsonl                                     question_id, sample_index, sql, status, correct, error
+    pairs/<preset>.ids.jsonl                        question_id, chosen, rejected per pair
+    <arm>.judged.jsonl                              question_id, db_id, pred, correct, error (one line a question)
+    compare.md, compare.json                        `sense-hub compare` over the scored arms
+    stages.json                                     each finished step's record (seconds, counts, losses)
+
+Usage:
+    python bench/export_results.py --run /work/runs/sense-qwen --to bench/results/sense-qwen
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+
+def _rows(path: Path):
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _write(path: Path, rows) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def export(run: Path, to: Path) -> dict:
+    to.mkdir(parents=True, exist_ok=True)
+    data = run / "data"
+    written = {}
+    for name in ("strong-templates.jsonl", "strong-domains.jsonl"):
+        if (data / name).is_file():
+            shutil.copyfile(data / name, to / name)
+            written[name] = sum(1 for _ in _rows(to / name))
+    rejected = data / "strong-templates.rejected.jsonl"
+    if rejected.is_file():
+        counts = Counter(r.get("reason") or r.get("rejected") or r.get("status") or "?" for r in _rows(rejected))
+        (to / "strong-rejected.json").write_text(json.dumps(dict(counts.most_common()), indent=2) + "\n")
+    if (data / "weak.jsonl").is_file():
+        keys = ("question_id", "db_id", "sample_index", "sql", "status", "correct", "error", "gold_suspect")
+        written["weak.jsonl"] = _write(
+            to / "weak.jsonl", ({k: r.get(k) for k in keys if k in r} for r in _rows(data / "weak.jsonl"))
+        )
+    for pairs in sorted((data / "pairs").glob("*.jsonl")) if (data / "pairs").is_dir() else []:
+        keys = ("question_id", "chosen", "rejected", "chosen_source", "rejected_error")
+
+        def trimmed(rows):
+            for r in rows:
+                out = {k: r.get(k) for k in keys if k in r}
+                for side in ("chosen", "rejected"):  # conversational: keep the SQL of the assistant turn only
+                    if isinstance(out.get(side), list):
+                        out[side] = out[side][-1].get("content")
+                yield out
+
+        written[f"pairs/{pairs.stem}"] = _write(to / "pairs" / f"{pairs.stem}.ids.jsonl", trimmed(_rows(pairs)))
+    for judged in sorted((run / "judged").glob("*.jsonl")) if (run / "judged").is_dir() else []:
+        keys = ("question_id", "db_id", "pred", "correct", "error")
+        written[judged.stem] = _write(
+            to / f"{judged.stem}.judged.jsonl", ({k: r.get(k) for k in keys} for r in _rows(judged))
+        )
+    if (run / "table.md").is_file():
+        shutil.copyfile(run / "table.md", to / "compare.md")
+    if (run / "results.json").is_file():
+        shutil.copyfile(run / "results.json", to / "compare.json")
+    for variant in ("syn", "realistic"):
+        if (run / f"table-{variant}.md").is_file():
+            shutil.copyfile(run / f"table-{variant}.md", to / f"compare-{variant}.md")
+    stages = {}
+    for marker in sorted((run / "done").glob("*.json")) if (run / "done").is_dir() else []:
+        info = json.loads(marker.read_text())
+        if isinstance(info.get("eval"), dict):
+            info["eval"] = {k: v for k, v in info["eval"].items() if k != "fingerprints"}
+        stages[marker.stem] = info
+    (to / "stages.json").write_text(json.dumps(stages, indent=2, default=str) + "\n")
+    return written
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True, help="the experiment's --out folder")
+    p.add_argument("--to", type=Path, required=True, help="bench/results/<run>")
+    args = p.parse_args(argv)
+    if not args.run.is_dir():
+        p.error(f"--run {args.run}: no such folder")
+    for name, n in export(args.run, args.to).items():
+        print(f"{name}: {n} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
