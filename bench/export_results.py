@@ -62,7 +62,7 @@ def export(run: Path, to: Path) -> dict:
     for pairs in sorted((data / "pairs").glob("*.jsonl")) if (data / "pairs").is_dir() else []:
         keys = ("question_id", "chosen", "rejected", "chosen_source", "rejected_error")
 
-        def trimmed(rows):
+        def trimmed(rows, keys=keys):
             for r in rows:
                 out = {k: r.get(k) for k in keys if k in r}
                 for side in ("chosen", "rejected"):  # conversational: keep the SQL of the assistant turn only

@@ -8,7 +8,9 @@ A round, for every answer that does not run (syntax, unknown table or column, ru
    replaced and the query run again. No model call.
 2. **The model, shown the error.** Otherwise the model is asked again with its SQL, SQLite's message and, for an
    unknown name, the closest real names (`Columns with similar names: Pets.PetType`) and the columns of the
-   tables the query uses; the new answer is executed in turn.
+   tables the query uses. Asked greedily, a 0.5B model mostly writes the same SQL again (FACTS: 0 of 18 fixed),
+   so by default it samples `samples` answers (temperature 0.7) and the execution-majority vote among those that
+   run is kept (`sampling.majority_vote`); when none runs, the first sample is kept for the next round.
 
 Up to `rounds` rounds; an answer that still fails keeps its last SQL, and every answer records how many model
 calls repair spent and the errors it passed through. Repair never sees the gold SQL: it only asks whether the
@@ -209,6 +211,8 @@ def repair(
     fix_names_first: bool = True,
     timeout: float = 30.0,
     grammars: Sequence[str | None] | None = None,
+    samples: int = 4,
+    temperature: float = 0.7,
 ) -> list[Repaired]:
     """Repair the answers whose SQL does not run (see the module docstring).
 
@@ -218,23 +222,34 @@ def repair(
         sqls: the SQL of each answer.
         db_paths: the database of each answer.
         rounds: repair rounds at most (0: only report whether each answer runs).
-        config: decoding of the repair calls (default greedy, 256 new tokens); its `n` is ignored (1).
+        config: decoding of the repair calls (default 256 new tokens); `n` and `temperature` come from
+            `samples` and `temperature`.
         style: `restate` or `conversation` (`repair_prompt`).
         fix_names_first: try the name fix before asking the model.
         timeout: seconds per query.
         grammars: schema-aware decoding for the repair calls, one grammar per answer (`constrained`).
+        samples: answers sampled per repair call (1: one greedy answer).
+        temperature: their temperature (ignored when `samples` is 1).
 
     Returns:
         One `Repaired` per answer, in order.
     """
     from sense_hub.evaluation import evaluate_generator
     from sense_hub.execution import Executor
+    from sense_hub.sampling import majority_vote
 
     if not len(prompts) == len(sqls) == len(db_paths):
         raise ValueError("repair needs one prompt, SQL and database path per answer")
     if style not in STYLES:
         raise ValueError(f"unknown repair style {style!r}; expected one of {STYLES}")
-    config = replace(config or GenerationConfig(max_new_tokens=256), n=1, grammars=None)
+    if samples < 1:
+        raise ValueError(f"`samples` must be at least 1, got {samples}")
+    config = replace(
+        config or GenerationConfig(max_new_tokens=256),
+        n=samples,
+        temperature=temperature if samples > 1 else 0.0,
+        grammars=None,
+    )
     out = [Repaired(sql=s) for s in sqls]
     indexes: dict[str, SchemaIndex | None] = {}
 
@@ -284,11 +299,15 @@ def repair(
                 if grammars is not None:
                     call_config = replace(config, grammars=tuple(grammars[i] for i in ask))
                 answers = evaluate_generator(generator, repair_prompts, config=call_config)
-                new = executor.map([(str(db_paths[i]), a.sqls[0]) for i, a in zip(ask, answers, strict=True)])
-                for i, answer, result in zip(ask, answers, new, strict=True):
+                new = executor.map(
+                    [(str(db_paths[i]), sql) for i, a in zip(ask, answers, strict=True) for sql in a.sqls]
+                )
+                for k, (i, answer) in enumerate(zip(ask, answers, strict=True)):
+                    found = new[k * samples : (k + 1) * samples]
+                    chosen, _ = majority_vote(found)  # (0, 0) when none runs: the first sample
                     out[i].model_calls += 1
-                    out[i].sql, out[i].runs = answer.sqls[0], result.ok
-                    results[i] = result
+                    out[i].sql, out[i].runs = answer.sqls[chosen], found[chosen].ok
+                    results[i] = found[chosen]
             failing = [i for i in failing if _needs_repair(results[i])]
         for i in failing:  # the last failure's message, when the rounds ran out
             if rounds and (not out[i].errors or out[i].errors[-1] != (results[i].message or results[i].error)):

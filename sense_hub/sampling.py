@@ -663,7 +663,17 @@ def run_info(output: str | Path) -> dict | None:
         chosen = budget("maj", n, mods)
     else:
         chosen = budget("greedy", 1, mods) if not temperature else budget("sample", 1, mods)
-    keys = ("n", "temperature", "top_p", "max_new_tokens", "seed", "constrained", "repair_rounds", "repair_style")
+    keys = (
+        "n",
+        "temperature",
+        "top_p",
+        "max_new_tokens",
+        "seed",
+        "constrained",
+        "repair_rounds",
+        "repair_style",
+        "repair_samples",
+    )
     decoding = {k: manifest[k] for k in keys if k in manifest}
     return {"model": manifest.get("generator"), "decoding": decoding, "budget": chosen}
 
@@ -718,6 +728,7 @@ def predict(
     greedy_pass: bool = True,
     repair_rounds: int = 0,
     repair_style: str = "restate",
+    repair_samples: int = 4,
     constrained: bool = False,
 ) -> list[dict]:
     """Predict one SQL query per question: greedy (n=1) or the execution majority vote of n samples.
@@ -746,6 +757,7 @@ def predict(
             row then keeps the answer before repair in `first_pred` and what repair did in `repair`
             (`model_calls`, `name_fixes`, `errors`), so `budget_report` scores both side by side.
         repair_style: how the model is asked again (`repair.repair_prompt`).
+        repair_samples: answers sampled per repair call; the execution vote among those that run is kept.
         constrained: schema-aware decoding (`sense_hub.constrained`): only the database's names (local backend).
 
     Returns:
@@ -782,7 +794,7 @@ def predict(
     if constrained:  # recorded only when used, so files predicted before these options still resume
         manifest["constrained"] = True
     if repair_rounds:
-        manifest.update(repair_rounds=repair_rounds, repair_style=repair_style)
+        manifest.update(repair_rounds=repair_rounds, repair_style=repair_style, repair_samples=repair_samples)
     timings = _Timings(Path(output))
 
     def grammars_of(chunk: list[tuple[Example, Path]]) -> tuple | None:
@@ -844,6 +856,7 @@ def predict(
                 style=repair_style,
                 timeout=timeout,
                 grammars=grammars,
+                samples=repair_samples,
             )
             seconds["repair"] = time.perf_counter() - start
             for row, one in zip(rows, fixed, strict=True):

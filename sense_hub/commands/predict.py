@@ -39,6 +39,14 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "(default), or the error as a new user turn after the model's answer",
     )
     parser.add_argument(
+        "--repair-samples",
+        type=int,
+        default=4,
+        metavar="K",
+        help="answers the model samples per repair call (temperature 0.7); the execution vote among those that "
+        "run is kept (default 4; 1 = one greedy answer, which small models mostly repeat)",
+    )
+    parser.add_argument(
         "--constrained",
         action="store_true",
         help="schema-aware decoding: the model may write only the database's table and column names "

@@ -121,14 +121,15 @@ def run_cli(args: argparse.Namespace) -> int:
         "progress": not args.no_progress,
     }
     if command == "predict":
-        if args.repair_rounds < 0:
-            raise UsageError(f"--repair-rounds must be 0 or more, got {args.repair_rounds}")
+        if args.repair_rounds < 0 or args.repair_samples < 1:
+            raise UsageError("--repair-rounds must be 0 or more and --repair-samples 1 or more")
         rows = predict(
             examples,
             generator,
             greedy_pass=not getattr(args, "no_greedy_pass", False),
             repair_rounds=args.repair_rounds,
             repair_style=args.repair_style,
+            repair_samples=args.repair_samples,
             constrained=args.constrained,
             **common,
         )
