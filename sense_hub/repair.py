@@ -72,6 +72,9 @@ class SchemaIndex:
         schema = _schema_of(db_path, 0)
         self.tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
         self.columns = [(t, c) for t, cols in self.tables.items() for c in cols]
+        self.links = [
+            (t.name, fk.column, fk.ref_table, fk.ref_column) for t in schema.tables for fk in t.foreign_keys
+        ]
 
     def table_of(self, name: str) -> str | None:
         matches = [t for t in self.tables if t.lower() == name.lower()]
@@ -172,8 +175,14 @@ def feedback(sql: str, message: str, index: SchemaIndex | None) -> str:
                 what = "Tables" if kind == "table" else "Columns"
                 lines.append(f"{what} with similar names: {', '.join(similar)}.")
         tables = _tables_in(sql, index) or list(index.tables)[:6]
+        if found:  # the tables that hold the names it may have meant
+            tables += [s.split(".")[0] for s in index.similar(found.group(2), kind=found.group(1).lower())]
+            tables = [t for t in dict.fromkeys(tables) if t in index.tables]
         for t in tables:
             lines.append(f"Columns of {t}: {', '.join(index.tables[t])}.")
+        joins = [f"{a}.{b} = {c}.{d}" for a, b, c, d in index.links if a in tables or c in tables]
+        if joins:
+            lines.append(f"Join keys: {'; '.join(joins)}.")
     lines.append("Use only these names. Write the corrected SQLite query only.")
     return "\n".join(lines)
 
