@@ -72,9 +72,7 @@ class SchemaIndex:
         schema = _schema_of(db_path, 0)
         self.tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
         self.columns = [(t, c) for t, cols in self.tables.items() for c in cols]
-        self.links = [
-            (t.name, fk.column, fk.ref_table, fk.ref_column) for t in schema.tables for fk in t.foreign_keys
-        ]
+        self.links = [(t.name, fk.column, fk.ref_table, fk.ref_column) for t in schema.tables for fk in t.foreign_keys]
 
     def table_of(self, name: str) -> str | None:
         matches = [t for t in self.tables if t.lower() == name.lower()]

@@ -200,3 +200,32 @@ def test_remote_backends_refuse_grammars():
     gen = OpenAICompatibleGenerator("m", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(GenerationError, match="local transformers backend"):
         gen.generate([[{"role": "user", "content": "q"}]], GenerationConfig(grammars=("g",)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the Space
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_the_space_repairs_an_answer_that_does_not_run_and_says_so(tiny_db):
+    from sense_hub.space import SpaceConfig, SQLAssistant
+
+    generator = Fixer()
+    answer = SQLAssistant(SpaceConfig(fast_greedy=False), generator=generator).answer(QUESTION, tiny_db)
+    assert answer.first_sql == WRONG and answer.sql == GOLD and answer.result.ok
+    assert answer.repair_note() == "first try failed: no such column: singer_name; fixed in 1 round"
+    off = SQLAssistant(SpaceConfig(fast_greedy=False, repair_rounds=0), generator=Fixer()).answer(QUESTION, tiny_db)
+    assert off.sql == WRONG and not off.result.ok and off.repair is None and off.repair_note() == ""
+    renamed = SQLAssistant(SpaceConfig(fast_greedy=False), generator=_Always("SELECT singerid FROM singer"))
+    answer = renamed.answer(QUESTION, tiny_db)
+    assert answer.sql == "SELECT singer_id FROM singer" and answer.repair_note().endswith("fixed by renaming it")
+
+
+class _Always:
+    name = "scripted-always"
+
+    def __init__(self, sql):
+        self.sql = sql
+
+    def generate(self, prompts, config):
+        return [[self.sql] * config.n for _ in prompts]

@@ -34,6 +34,21 @@ class Answer:
     candidates: list[Candidate] = field(default_factory=list)
     generation_s: float = 0.0
     execution_s: float = 0.0
+    repair: Any = None  # a sense_hub.repair.Repaired when the first SQL did not run and repair was tried
+    first_sql: str = ""  # the SQL before repair
+
+    def repair_note(self) -> str:
+        """One line on what repair did: "first try failed: no such column: pet_type; fixed in 1 round"."""
+        r = self.repair
+        if r is None or not r.errors:
+            return ""
+        how = (
+            "by renaming it"
+            if r.name_fixes and not r.model_calls
+            else f"in {r.model_calls} round" + ("s" if r.model_calls != 1 else "")
+        )
+        outcome = f"fixed {how}" if r.runs else f"not fixed after {r.model_calls + r.name_fixes} tries"
+        return f"first try failed: {r.errors[0]}; {outcome}"
 
 
 def vote(results: list) -> tuple[int, list[int]]:
@@ -163,13 +178,49 @@ class SQLAssistant:
         results = [cache[sql] for sql in sqls]
         best, votes = vote(results)
         candidates = [Candidate(sql=s, result=r, votes=v) for s, r, v in zip(sqls, results, votes, strict=True)]
-        return Answer(
+        answer = Answer(
             sql=sqls[best],
             result=results[best],
             candidates=candidates,
             generation_s=generated - start,
             execution_s=time.perf_counter() - generated,
+            first_sql=sqls[best],
         )
+        from sense_hub.repair import REPAIRABLE
+
+        if self.config.repair_rounds and not answer.result.ok and answer.result.error in REPAIRABLE:
+            self._repair(answer, question, db_path, seed=seed)
+        return answer
+
+    def _repair(self, answer: Answer, question: str, db_path: str | Path, *, seed: int) -> None:
+        """Repair the chosen SQL in place (`sense_hub.repair`); the time goes to `generation_s`."""
+        from sense_hub.generation import GenerationConfig
+        from sense_hub.prompts import prompt_for_database
+        from sense_hub.repair import repair
+
+        start = time.perf_counter()
+        messages = prompt_for_database(question.strip(), db_path)
+        config = GenerationConfig(max_new_tokens=self.config.max_new_tokens, seed=seed, stop_at_statement=True)
+        with self._lock:
+            try:
+                (fixed,) = repair(
+                    self.warm_up(),
+                    [messages],
+                    [answer.sql],
+                    [db_path],
+                    rounds=self.config.repair_rounds,
+                    config=config,
+                    samples=self.config.repair_samples,
+                    timeout=self.config.timeout,
+                )
+            except Exception:  # repair is a bonus: the visitor still gets the first answer and its error
+                logger.exception("repair failed")
+                return
+        answer.repair = fixed
+        if fixed.sql != answer.sql:
+            answer.sql = fixed.sql
+            answer.result = self.run_sql(fixed.sql, db_path)
+        answer.generation_s += time.perf_counter() - start
 
     def run_sql(self, sql: str, db_path: str | Path):
         """Execute visitor SQL read-only with the configured timeout and result caps (an `ExecutionResult`)."""

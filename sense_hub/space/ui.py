@@ -230,9 +230,13 @@ def build_demo(
                 shown["data"] = shown["data"][:DISPLAY_ROWS]
                 more = f" (showing the first {DISPLAY_ROWS})"
             status = f"**{count} row{'s' if count != 1 else ''}**{more} · {timing}"
+            if answer.repair_note():
+                status += f" · {answer.repair_note()}"
         else:
-            shown = empty
+            shown = None  # no table at all: an empty value would still show placeholder headers (1 2 3)
             status = _fail(f"The model's SQL did not run. {describe_error(answer.result, timeout=config.timeout)}")
+            if answer.repair_note():
+                status += f" ({answer.repair_note()})"
             status += f" · {timing}"
         return answer.sql, shown, status, rows, _transpiled(answer.sql, dialect)
 
