@@ -111,6 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     t.add_argument("--grpo-minutes", type=float, default=30.0, help="GRPO training budget (max_train_minutes)")
     t.add_argument("--epsilon", type=float, default=0.1, help="cDPO label-noise epsilon")
     t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--save-steps", type=int, default=10, help="checkpoint SFT/preference arms every N steps (0: off)")
     s = p.add_argument_group("scoring")
     s.add_argument("--max-new-tokens", type=int, default=256, help="greedy prediction budget")
     s.add_argument("--batch-size", type=int, default=8, help="generation batch size")
@@ -438,6 +439,8 @@ class Experiment:
     def train(self, arm: str) -> dict | None:
         a = self.args
         common = {"output_dir": self.models / arm, "seed": a.seed}
+        if arm in ("sft-human", "sft-strong", "sft-strong+cdpo", "sft-strong+dpo"):
+            common.update(_checkpointing(self.models / arm, a.save_steps))
         human = self.data / "train-human.jsonl"
         if arm in ("sft-human", "sft-strong"):
             data = self.need(human, "split") if arm == "sft-human" else self.sft_strong_data()
@@ -665,6 +668,21 @@ def _options(options: dict, sep: str) -> list[str]:
         flag = "--" + key.replace("_", sep)
         out += [flag] if value is True else [flag, str(value)]
     return out
+
+
+def _checkpointing(output_dir: Path, every: int) -> dict:
+    """Recipe options that save a checkpoint every `every` steps (the last one kept) and resume from the newest, so
+    a training arm killed mid-run (a session's end, a lost machine) goes on from there; 0 turns it off."""
+    if every <= 0:
+        return {}
+    options = {"save_strategy": "steps", "save_steps": every, "save_total_limit": 1}
+    done = sorted(
+        output_dir.glob("checkpoint-*"),
+        key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1,
+    )
+    if done:
+        options["resume_from_checkpoint"] = done[-1]
+    return options
 
 
 def _budget(steps: int, epochs: float | None) -> dict:

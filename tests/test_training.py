@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -492,3 +493,38 @@ def test_prompts_longer_than_max_length_fail_clearly(recipe, tmp_path, tiny_db, 
     with pytest.raises(TrainingDataError, match=r"data\.jsonl: every one of the 4 train examples .*max_length=16"):
         run_recipe(recipe, config, tmp_path, monkeypatch)
     assert not (tmp_path / recipe / "model.safetensors").exists()
+
+
+def test_a_lora_sft_run_resumes_from_its_last_checkpoint(tmp_path, tiny_db, tiny_model_dir, monkeypatch, caplog):
+    """A long CPU run (the SENSE experiment's arms) checkpoints every N steps; a rerun with
+    `resume_from_checkpoint` goes on from the checkpoint's step instead of starting over."""
+    strong = write_jsonl(tmp_path / "strong.jsonl", strong_records())
+    config = {
+        **CPU,
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset_name": str(strong),
+        "db_root": str(tiny_db.parent.parent),
+        "output_dir": str(tmp_path / "lora"),
+        "max_steps": 2,
+        "per_device_train_batch_size": 2,
+        "learning_rate": 1e-2,
+        "use_peft": True,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_target_modules": "all-linear",
+        "merge_lora": True,
+        "save_strategy": "steps",
+        "save_steps": 2,
+    }
+    out = run_recipe("sft", config, tmp_path, monkeypatch)
+    assert (out / "checkpoint-2").is_dir()
+    config.update(max_steps=4, resume_from_checkpoint=str(out / "checkpoint-2"))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sense_hub.training"):
+        out = run_recipe("sft", config, tmp_path, monkeypatch)
+    trained = sorted(
+        {int(m.group(1)) for r in caplog.records if (m := re.match(r'step (\d+): \{"loss"', r.getMessage()))}
+    )
+    assert trained == [3, 4]  # steps 1-2 came from the checkpoint, not trained again
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
