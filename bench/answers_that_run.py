@@ -67,6 +67,14 @@ def main(argv=None) -> int:
     p.add_argument("--budgets", default=",".join(BUDGETS), help="comma list of: " + ", ".join(BUDGETS))
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="out folders of earlier runs on disjoint question sets: their files are joined into --out (seconds "
+        "added up) and judged together; --input then names all their questions",
+    )
     args = p.parse_args(argv)
     wanted = [b for b in BUDGETS if b in args.budgets.split(",")]
     if not (args.spider / "dev.json").is_file():
@@ -87,6 +95,20 @@ def main(argv=None) -> int:
     examples = [ex for ex, _ in items]
     args.out.mkdir(parents=True, exist_ok=True)
     seconds_path = args.out / "seconds.json"
+    if args.merge:
+        merged: dict[str, float] = {}
+        for name in wanted:
+            rows = []
+            for folder in args.merge:
+                rows += _read(folder / f"{name}.jsonl")
+            order = {ex.question_id: i for i, ex in enumerate(examples)}
+            if sorted(order.get(r["question_id"], -1) for r in rows) != list(range(len(examples))):
+                p.error(f"--merge: the {name} files do not hold exactly the --input questions")
+            _write(args.out / f"{name}.jsonl", sorted(rows, key=lambda r: order[r["question_id"]]))
+        for folder in args.merge:
+            for key, value in json.loads((folder / "seconds.json").read_text()).items():
+                merged[key] = round(merged.get(key, 0.0) + (value or 0.0), 1)
+        seconds_path.write_text(json.dumps(merged, indent=2))
     seconds = json.loads(seconds_path.read_text()) if seconds_path.is_file() else {}
     generator = None
 
