@@ -42,6 +42,9 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--model", default="embedded:qwen2.5-coder-0.5b", help="the Space's default")
+    parser.add_argument(
+        "--repair-rounds", type=int, default=None, help="repair rounds (default: the Space's default, 1; 0 = off)"
+    )
     parser.add_argument("--skip-api", action="store_true", help="time only the library call")
     parser.add_argument("--skip-library", action="store_true", help="time only the /answer endpoint")
     parser.add_argument(
@@ -69,6 +72,9 @@ def main() -> int:
     warmup, items = items[0], items[1:]
 
     config = SpaceConfig(model=args.model, max_new_tokens=args.max_new_tokens)
+    if args.repair_rounds is not None:
+        config = dataclasses.replace(config, repair_rounds=args.repair_rounds)
+    repaired = []
     assistant = SQLAssistant(config)
     start = time.perf_counter()
     assistant.warm_up()
@@ -107,6 +113,8 @@ def main() -> int:
             answer = plain.answer(e["question"], db)
             l_s, l_c, g_s, sql = time.perf_counter() - t, time.process_time() - c, answer.generation_s, answer.sql
             lib_s.append(l_s)
+            if answer.repair_note():
+                repaired.append(answer.repair_note())
             lib_cpu.append(l_c)
             gen_s.append(g_s)
         result, gold = execute(db, sql), execute(db, e["query"])
@@ -144,6 +152,9 @@ def main() -> int:
     if api_s and lib_s:
         print(f"plain / /answer    {statistics.median(lib_s) / statistics.median(api_s):.2f}x at the median (wall)")
     print(f"SQL executes {executes}/{n}, correct (spider EX) {correct}/{n}")
+    print(f"repair rounds {config.repair_rounds}: {len(repaired)} library answers went through repair")
+    for note in repaired:
+        print(f"  {note}")
     target = statistics.median(api_s or lib_s)
     print(f"target median < 5 s (wall): {'met' if target < 5 else 'NOT met'} ({target:.2f} s)")
     if _threads() == 1:
