@@ -8,8 +8,9 @@ Two generators write the same *strong* records (`formats.STRONG_COLUMNS`):
   result, and duplicates (by normalized SQL, by question) are dropped. Every rejected sample keeps its reason.
 - `synthesize_templates`: SQL filled from templates over real databases (`sense_hub.sql_templates`), a
   SQL-to-text model writes the question, and a text-to-SQL model (the verifier) answers it; a pair is kept
-  when the two SQL queries give the same result. Rejected pairs are re-asked with feedback in the next round;
-  the last round uses a rule-based question rendered from the template itself. Each record says who wrote the
+  when the two SQL queries give the same result. Rejected pairs are re-asked with feedback in the next round.
+  A rule-based question rendered from the template is a last resort only with `rule_fallback=True` (off by
+  default: rule questions name columns and values verbatim and teach little). Each record says who wrote the
   question (`generator`) and what checked it (`verification`).
 
 Both append to a JSONL file one line at a time (rejections go to `<output stem>.rejected.jsonl`), so an
