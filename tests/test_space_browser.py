@@ -14,6 +14,8 @@ from test_space import CannedGenerator
 CHROMIUM = Path("/usr/bin/chromium")
 QUESTION = "Which singers are from France?"
 ANSWER_SQL = "SELECT name, age FROM singer WHERE country = 'France' ORDER BY age"
+BROKEN = "What is the fee of each singer?"  # the canned model answers with a column that does not exist, twice
+RENAMED = "List every singer id."  # the canned model spells the column its own way; repair renames it
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,7 +28,8 @@ def space_url(tmp_path):
     from sense_hub.space import SpaceConfig, SQLAssistant, build_demo, launch_options
 
     config = SpaceConfig(timeout=2.0)
-    assistant = SQLAssistant(config, generator=CannedGenerator({QUESTION: [ANSWER_SQL]}))
+    canned = {QUESTION: [ANSWER_SQL], BROKEN: ["SELECT fee FROM singer"], RENAMED: ["SELECT singerid FROM singer"]}
+    assistant = SQLAssistant(config, generator=CannedGenerator(canned))
     demo = build_demo(config, assistant=assistant, examples_root=tmp_path / "examples")
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(config))
     yield url
@@ -93,3 +96,28 @@ def test_bad_upload_shows_a_message_not_a_trace(space_url, page, tmp_path):
     page.locator("#db-upload input[type=file]").set_input_files(str(fake))
     expect(page.locator("#db-status")).to_contain_text("fake.db is not an SQLite database")
     assert "Traceback" not in page.content()
+
+
+def test_an_answer_that_fails_leaves_no_table_and_a_repair_is_reported(space_url, page, tiny_db):
+    """After rows, a failing answer clears the result (no stale rows, no placeholder headers) and says why; an
+    answer repaired by renaming its column says so in the status."""
+    from playwright.sync_api import expect
+
+    page.goto(space_url)
+    page.locator("#db-upload input[type=file]").set_input_files(str(tiny_db))
+    expect(page.locator("#db-status")).to_contain_text("Loaded concert_singer")
+    page.locator("#question textarea").fill(QUESTION)
+    page.locator("#ask").click()
+    expect(visible_cell(page, "result", "Justin Brown")).to_be_visible()
+    page.locator("#question textarea").fill(BROKEN)
+    page.locator("#ask").click()
+    expect(page.locator("#status")).to_contain_text("did not run")
+    expect(page.locator("#status")).to_contain_text("first try failed: no such column: fee")
+    cells = page.locator("#result").get_by_role("gridcell").filter(visible=True)
+    headers = page.locator("#result").get_by_role("columnheader").filter(visible=True)
+    expect(cells).to_have_count(0)
+    assert not any(h.strip() in {"1", "2", "3"} for h in headers.all_inner_texts())
+    page.locator("#question textarea").fill(RENAMED)
+    page.locator("#ask").click()
+    expect(page.locator("#status")).to_contain_text("fixed by renaming it")
+    expect(page.locator("#sql")).to_contain_text("singer_id")

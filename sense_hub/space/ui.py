@@ -200,8 +200,15 @@ def build_demo(
         except ValueError as e:
             return f"-- {e}"
 
+    def _no_table():
+        # hidden, not empty: an empty Dataframe still shows placeholder headers (1 2 3) under the error
+        return gr.update(value=None, visible=False)
+
+    def _table(value):
+        return gr.update(value=value, visible=True)
+
     def on_ask(db, question, n, dialect, request: gr.Request):
-        empty = {"headers": [], "data": []}
+        empty = _no_table()
         if not db:
             return "", empty, _fail("Upload a database (or pick an example) first."), [], ""
         try:
@@ -223,17 +230,18 @@ def build_demo(
         ]
         timing = f"model {answer.generation_s:.1f} s, SQLite {answer.execution_s * 1000:.0f} ms"
         if answer.result.ok or answer.result.truncated:
-            shown = result_table(answer.result)
+            table = result_table(answer.result)
             count = len(answer.result.rows)
             more = _cut_note(answer.result)
             if count > DISPLAY_ROWS:
-                shown["data"] = shown["data"][:DISPLAY_ROWS]
+                table["data"] = table["data"][:DISPLAY_ROWS]
                 more = f" (showing the first {DISPLAY_ROWS})"
+            shown = _table(table)
             status = f"**{count} row{'s' if count != 1 else ''}**{more} · {timing}"
             if answer.repair_note():
                 status += f" · {answer.repair_note()}"
         else:
-            shown = None  # no table at all: an empty value would still show placeholder headers (1 2 3)
+            shown = _no_table()
             status = _fail(f"The model's SQL did not run. {describe_error(answer.result, timeout=config.timeout)}")
             if answer.repair_note():
                 status += f" ({answer.repair_note()})"
@@ -241,7 +249,7 @@ def build_demo(
         return answer.sql, shown, status, rows, _transpiled(answer.sql, dialect)
 
     def on_run(db, sql, dialect, request: gr.Request):
-        empty = {"headers": [], "data": []}
+        empty = _no_table()
         if not db:
             return empty, _fail("Upload a database (or pick an example) first."), ""
         try:
@@ -258,7 +266,7 @@ def build_demo(
             shown["data"] = shown["data"][:DISPLAY_ROWS]
             more = more or f" (showing the first {DISPLAY_ROWS:,})"
         status = f"**{count:,} row{'s' if count != 1 else ''}**{more} in {result.elapsed * 1000:.0f} ms"
-        return shown, status, _transpiled(sql or "", dialect)
+        return _table(shown), status, _transpiled(sql or "", dialect)
 
     def on_dialect(sql, dialect):
         return _transpiled(sql or "", dialect)
