@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ("question_id", "db_id", "question", "gold", "pred")
-"""The fields `predict` writes (what `sense-hub eval` reads), plus `votes` and `candidates` when n > 1."""
-
 _MANIFEST_VERSION = 1
 
 GOLD_SUSPECT_MIN_AGREE = 3
@@ -879,7 +876,6 @@ def predict(
 
 
 __all__ = [
-    "PREDICTION_COLUMNS",
     "ResumeError",
     "GOLD_SUSPECT_MIN_AGREE",
     "WEAK_COLUMNS",
