@@ -448,9 +448,11 @@ def test_cdpo_recipe_two_steps_and_push_to_hub(tmp_path, tiny_db, tiny_model_dir
     assert files["README.md"].decode() == (out / "README.md").read_text()
 
 
-def test_sft_recipe_with_lora_merges_into_a_plain_model(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+def lora_sft_config(tmp_path, tiny_db, tiny_model_dir) -> dict:
+    """A 2-step LoRA SFT recipe config on the tiny model (merged after training)."""
     strong = write_jsonl(tmp_path / "strong.jsonl", strong_records())
-    config = {
+    return {
+        **CPU,
         "model_name_or_path": str(tiny_model_dir),
         "dataset_name": str(strong),
         "db_root": str(tiny_db.parent.parent),
@@ -463,8 +465,11 @@ def test_sft_recipe_with_lora_merges_into_a_plain_model(tmp_path, tiny_db, tiny_
         "lora_alpha": 8,
         "lora_target_modules": "all-linear",
         "merge_lora": True,
-        **CPU,
     }
+
+
+def test_sft_recipe_with_lora_merges_into_a_plain_model(tmp_path, tiny_db, tiny_model_dir, monkeypatch):
+    config = lora_sft_config(tmp_path, tiny_db, tiny_model_dir)
     out = run_recipe("sft", config, tmp_path, monkeypatch)
     check_trained(out, tiny_model_dir, stage="sft")
     assert not (out / "adapter_config.json").exists()
@@ -498,24 +503,7 @@ def test_prompts_longer_than_max_length_fail_clearly(recipe, tmp_path, tiny_db, 
 def test_a_lora_sft_run_resumes_from_its_last_checkpoint(tmp_path, tiny_db, tiny_model_dir, monkeypatch, caplog):
     """A long CPU run (the SENSE experiment's arms) checkpoints every N steps; a rerun with
     `resume_from_checkpoint` goes on from the checkpoint's step instead of starting over."""
-    strong = write_jsonl(tmp_path / "strong.jsonl", strong_records())
-    config = {
-        **CPU,
-        "model_name_or_path": str(tiny_model_dir),
-        "dataset_name": str(strong),
-        "db_root": str(tiny_db.parent.parent),
-        "output_dir": str(tmp_path / "lora"),
-        "max_steps": 2,
-        "per_device_train_batch_size": 2,
-        "learning_rate": 1e-2,
-        "use_peft": True,
-        "lora_r": 4,
-        "lora_alpha": 8,
-        "lora_target_modules": "all-linear",
-        "merge_lora": True,
-        "save_strategy": "steps",
-        "save_steps": 2,
-    }
+    config = {**lora_sft_config(tmp_path, tiny_db, tiny_model_dir), "save_strategy": "steps", "save_steps": 2}
     out = run_recipe("sft", config, tmp_path, monkeypatch)
     assert (out / "checkpoint-2").is_dir()
     config.update(max_steps=4, resume_from_checkpoint=str(out / "checkpoint-2"))

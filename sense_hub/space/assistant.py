@@ -201,10 +201,11 @@ class SQLAssistant:
         start = time.perf_counter()
         messages = prompt_for_database(question.strip(), db_path)
         config = GenerationConfig(max_new_tokens=self.config.max_new_tokens, seed=seed, stop_at_statement=True)
+        generator = self.warm_up()  # loaded already; outside the lock, which warm_up takes while loading
         with self._lock:
             try:
                 (fixed,) = repair(
-                    self.warm_up(),
+                    generator,
                     [messages],
                     [answer.sql],
                     [db_path],
