@@ -25,6 +25,7 @@ Rows (`--rows` picks some):
 | qwen05-lora-bf16 | Qwen2.5-Coder-0.5B, LoRA r 16 on all linear layers | bf16 autocast |
 | qwen05-lora-bf16-grouped | Qwen2.5-Coder-0.5B, LoRA r 16 on all linear layers | bf16 autocast, grouped by length |
 | qwen05-full-bf16 | Qwen2.5-Coder-0.5B, full fine-tuning | bf16 autocast (fp32 weights and Adam state: ~8 GB) |
+| qwen05-lora-top8-grouped | Qwen2.5-Coder-0.5B, LoRA r 16 on the linear layers of the top 8 of 24 blocks | bf16 autocast, grouped by length |
 
 Each row runs in its own process (one model in memory at a time). Time it with nothing else running: the figures
 are wall-clock.
@@ -46,6 +47,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SPIDER = REPO.parent / "shared" / "data" / "spider"
+
+# A peft regex (a string is matched in full): the linear layers of blocks 16-23. The backward pass stops at block 16.
+TOP8 = r".*\.layers\.(1[6-9]|2[0-3])\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 ROWS = {
     "smollm2-fp32": {"model": "embedded", "bf16": False, "packing": False, "sample_values": 3, "lora": False},
@@ -74,6 +78,10 @@ ROWS = {
     "qwen05-lora-bf16-grouped": {
         "model": "embedded:qwen2.5-coder-0.5b", "bf16": True, "packing": False, "sample_values": 3, "lora": True,
         "grouped": True,
+    },
+    "qwen05-lora-top8-grouped": {
+        "model": "embedded:qwen2.5-coder-0.5b", "bf16": True, "packing": False, "sample_values": 3, "lora": True,
+        "grouped": True, "target": TOP8,
     },
     "qwen05-full-bf16": {
         "model": "embedded:qwen2.5-coder-0.5b", "bf16": True, "packing": False, "sample_values": 3, "lora": False
@@ -162,7 +170,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             model_args.use_peft = True
             model_args.lora_r = 16
             model_args.lora_alpha = 32
-            model_args.lora_target_modules = "all-linear"  # peft reads the string, not a list of it
+            model_args.lora_target_modules = row.get("target", "all-linear")  # peft reads the string, not a list of it
         script = SenseScriptArguments(dataset_name="bench")
         trainer = build_sft_trainer(script, training_args, model_args, train_dataset=dataset, callbacks=[clock])
         trainer.train()
