@@ -93,6 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     d.add_argument("--synth-time-budget", type=float, default=None, help="seconds; stop synthesis early (resumable)")
     d.add_argument("--domain-examples", type=int, default=32, help="new-domain requests to the writer (0: none)")
     d.add_argument("--weak-samples", type=int, default=8, help="weak SQL samples per training question")
+    d.add_argument("--weak-temperature", type=float, default=1.0, help="sampling temperature of the weak model")
     d.add_argument("--pairs-preset", default="keep-gold-limit1", help="pairs preset that cDPO/DPO train on")
     t = p.add_argument_group("training (the same seed and step budget for every arm of a kind)")
     t.add_argument("--sft-steps", type=int, default=150, help="optimizer steps of each SFT arm")
@@ -383,6 +384,7 @@ class Experiment:
             input=self.need(self.data / "train-human.jsonl", "split"),
             db_root=self.db_root,
             num_samples=a.weak_samples,
+            temperature=a.weak_temperature,
             model=a.weak_model,
             max_new_tokens=a.max_new_tokens,
             batch_size=a.batch_size,
@@ -391,7 +393,12 @@ class Experiment:
             output=self.data / "weak.jsonl",
         )
         summary = self.run("weak", cmd)
-        return {"model": a.weak_model, "samples_per_question": a.weak_samples, "summary": summary}
+        return {
+            "model": a.weak_model,
+            "samples_per_question": a.weak_samples,
+            "temperature": a.weak_temperature,
+            "summary": summary,
+        }
 
     def pairs(self) -> dict:
         from sense_hub.pairs import PRESETS

@@ -311,6 +311,81 @@ _SEEDS: dict[str, list[tuple[str, str]]] = {
             "SELECT T2.name FROM book AS T1 JOIN author AS T2 ON T1.author_id = T2.author_id "
             "GROUP BY T1.author_id HAVING count(*) > 3",
         ),
+        # the held-out database of the quickstart: 44 questions in all, so its score means something (issue 28)
+        ("How many authors are there?", "SELECT count(*) FROM author"),
+        ("How many customers are there?", "SELECT count(*) FROM customer"),
+        ("What is the total number of pages of all books?", "SELECT sum(pages) FROM book"),
+        ("What is the price of the cheapest book?", "SELECT min(price) FROM book"),
+        ("What is the title of the book with the most pages?", "SELECT title FROM book ORDER BY pages DESC LIMIT 1"),
+        ("List the names of authors born before 1950.", "SELECT name FROM author WHERE birth_year < 1950"),
+        ("How many books cost more than 30?", "SELECT count(*) FROM book WHERE price > 30"),
+        ("What are the distinct genres of books?", "SELECT DISTINCT genre FROM book"),
+        ("How many customers joined in 2020?", "SELECT count(*) FROM customer WHERE joined_year = 2020"),
+        ("How many authors are there from each country?", "SELECT country, count(*) FROM author GROUP BY country"),
+        ("How many customers live in each city?", "SELECT city, count(*) FROM customer GROUP BY city"),
+        (
+            "What is the average number of pages of books in each genre?",
+            "SELECT genre, avg(pages) FROM book GROUP BY genre",
+        ),
+        ("Which genre has the fewest books?", "SELECT genre FROM book GROUP BY genre ORDER BY count(*) ASC LIMIT 1"),
+        (
+            "List the titles and prices of mystery books, cheapest first.",
+            "SELECT title, price FROM book WHERE genre = 'mystery' ORDER BY price ASC",
+        ),
+        ("What is the name of the oldest author?", "SELECT name FROM author ORDER BY birth_year ASC LIMIT 1"),
+        ("List the titles of books with fewer than 200 pages.", "SELECT title FROM book WHERE pages < 200"),
+        ("What is the average price of history books?", "SELECT avg(price) FROM book WHERE genre = 'history'"),
+        ("How many purchases were made in 2023?", "SELECT count(*) FROM purchase WHERE purchase_date LIKE '2023%'"),
+        ("What is the total quantity of books bought?", "SELECT sum(quantity) FROM purchase"),
+        (
+            "List the titles of books written by authors from Norway.",
+            "SELECT T1.title FROM book AS T1 JOIN author AS T2 ON T1.author_id = T2.author_id WHERE T2.country = 'Norway'",
+        ),
+        (
+            "How many books has each author written? Show the author's name and the count.",
+            "SELECT T2.name, count(*) FROM book AS T1 JOIN author AS T2 ON T1.author_id = T2.author_id GROUP BY T1.author_id",
+        ),
+        (
+            "What are the names of customers who bought the book titled 'The Silent Harbor'?",
+            "SELECT DISTINCT T1.name FROM customer AS T1 JOIN purchase AS T2 ON T1.customer_id = T2.customer_id JOIN book AS T3 ON T2.book_id = T3.book_id WHERE T3.title = 'The Silent Harbor'",
+        ),
+        (
+            "How many purchases has each customer made? Show the customer's name and the count.",
+            "SELECT T1.name, count(*) FROM customer AS T1 JOIN purchase AS T2 ON T1.customer_id = T2.customer_id GROUP BY T1.customer_id",
+        ),
+        (
+            "Which customer bought the most copies in total?",
+            "SELECT T1.name FROM customer AS T1 JOIN purchase AS T2 ON T1.customer_id = T2.customer_id GROUP BY T1.customer_id ORDER BY sum(T2.quantity) DESC LIMIT 1",
+        ),
+        (
+            "What is the title of the best-selling book by copies sold?",
+            "SELECT T2.title FROM purchase AS T1 JOIN book AS T2 ON T1.book_id = T2.book_id GROUP BY T1.book_id ORDER BY sum(T1.quantity) DESC LIMIT 1",
+        ),
+        (
+            "Which books have never been bought?",
+            "SELECT title FROM book WHERE book_id NOT IN (SELECT book_id FROM purchase)",
+        ),
+        (
+            "Which authors have not written any book?",
+            "SELECT name FROM author WHERE author_id NOT IN (SELECT author_id FROM book)",
+        ),
+        (
+            "What is the average price of books written by authors from Italy?",
+            "SELECT avg(T1.price) FROM book AS T1 JOIN author AS T2 ON T1.author_id = T2.author_id WHERE T2.country = 'Italy'",
+        ),
+        (
+            "List the titles of books that cost more than the average price.",
+            "SELECT title FROM book WHERE price > (SELECT avg(price) FROM book)",
+        ),
+        ("Which genres have more than 12 books?", "SELECT genre FROM book GROUP BY genre HAVING count(*) > 12"),
+        (
+            "What are the names of customers from Lisbon who joined after 2018?",
+            "SELECT name FROM customer WHERE city = 'Lisbon' AND joined_year > 2018",
+        ),
+        (
+            "What is the total revenue from purchases, counting price times quantity?",
+            "SELECT sum(T1.quantity * T2.price) FROM purchase AS T1 JOIN book AS T2 ON T1.book_id = T2.book_id",
+        ),
     ],
     "cycling_club": [
         ("How many riders are there?", "SELECT count(*) FROM rider"),
