@@ -76,6 +76,15 @@ def test_quickstart_writes_the_contracted_layout(quickstart_run, tmp_path):
 
     report = json.loads((out / "report.json").read_text())
     assert set(report["execution_accuracy"]) == {"base", "sft", "cdpo"}
+    # every stage's score carries its 95% interval, and the stages are compared paired, question by question
+    assert set(report["ci95"]) == {"base", "sft", "cdpo"}
+    for stage, (low, high) in report["ci95"].items():
+        assert 0 <= low <= report["execution_accuracy"][stage] <= high <= 1
+    assert set(report["paired"]) == {"sft_vs_base", "cdpo_vs_sft", "cdpo_vs_base"}
+    assert all(0 <= p["mcnemar_p"] <= 1 for p in report["paired"].values())
+    judged = [json.loads(line) for line in (out / "work" / "judged-base.jsonl").read_text().splitlines()]
+    assert len(judged) == report["eval_set"]["questions"] and {"question_id", "pred", "correct"} <= set(judged[0])
+    assert "| base |" in (out / "compare.md").read_text()
     held_out = set(report["eval_set"]["databases"])
     assert held_out and not held_out & set(pairs["train"]["db_id"])
     for name in ("sense-sft", "sense-cdpo"):
@@ -103,6 +112,7 @@ def test_quickstart_terminal_shows_stage_lines_and_the_table_and_logs_the_rest(q
         f"[{i}/{len(STAGES)}] {n}" for i, n in enumerate(STAGES, 1)
     ]
     assert "sense-hub quickstart" in stderr and "eval_cdpo" in stderr  # the final table still prints
+    assert "held-out execution accuracy" in stderr and "95% CI" in stderr
     assert lines[-1] == f"Warnings, training logs and progress bars: {out / 'quickstart.log'}"
     shown = "\n".join(lines[:-1])  # all but the line naming the log
     for noise in ("Warning", "%|", "it/s", "examples/s", "'loss'", '"loss"', "Traceback"):
