@@ -260,11 +260,6 @@ def find_benchmark_root(name: str, data_root: Path) -> Path:
     return candidate if candidate.is_dir() else Path(data_root)
 
 
-def load_strong_records(path: Path) -> ExampleList:
-    """Load strong records (`formats.STRONG_COLUMNS`, JSONL) as examples; the record `id` is the question id."""
-    return load_examples(path, name=Path(path).stem)
-
-
 def _field(row: Mapping[str, Any], keys: tuple[str, ...], where: str) -> str:
     for key in keys:
         if key in row and row[key] is not None:

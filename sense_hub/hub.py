@@ -575,15 +575,6 @@ def push_model_folder(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def tree_digest(repo_dir: str | Path) -> str:
-    """sha256 over every file's relative path and bytes: equal digests mean byte-identical folders."""
-    repo_dir = Path(repo_dir)
-    digest = hashlib.sha256()
-    for path in _local_files(repo_dir):
-        digest.update(path.encode() + b"\0" + hashlib.sha256((repo_dir / path).read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def build_dataset(
     kind: str,
     *,

@@ -701,10 +701,9 @@ class Pipeline:
             learning_rate=learning_rate,
             lr_scheduler_type="cosine",
             max_steps=steps,
-            per_device_train_batch_size=self.config.batch_size,
             max_length=self.config.max_length,
             disable_tqdm=False,
-            **extra,
+            **{"per_device_train_batch_size": self.config.batch_size, **extra},
         )
 
     def _train(self, stage: str, *, base: str, dataset: Path, output_dir: Path) -> dict[str, Any]:
@@ -740,6 +739,10 @@ class Pipeline:
                 cdpo_epsilon=self.config.cdpo_epsilon,
                 beta=self.config.cdpo_beta,
                 precompute_ref_log_probs=True,
+                # two pairs (four sequences) per forward pass, two passes per step: the same batch at about half
+                # the peak memory (a chosen+rejected batch's logits over Qwen's 151k-token vocabulary are large)
+                per_device_train_batch_size=self.config.batch_size // (2 - self.config.batch_size % 2),
+                gradient_accumulation_steps=2 - self.config.batch_size % 2,
             )
             training.run_cdpo(script, args, model_args)
         return {

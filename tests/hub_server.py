@@ -595,6 +595,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, content, headers, head=head)
 
 
+def tree_digest(repo_dir) -> str:
+    """sha256 over every file's relative path and bytes: equal digests mean byte-identical folders (tests of the
+    dataset writer's byte-for-byte determinism)."""
+    import hashlib
+    from pathlib import Path
+
+    repo_dir = Path(repo_dir)
+    digest = hashlib.sha256()
+    files = [p for p in repo_dir.rglob("*") if p.is_file()]
+    for path in sorted(p for p in files if not any(x.startswith(".") for x in p.relative_to(repo_dir).parts)):
+        digest.update(
+            path.relative_to(repo_dir).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest()
+        )
+    return digest.hexdigest()
+
+
 if __name__ == "__main__":  # pragma: no cover - manual use: python tests/hub_server.py
     import sys
 

@@ -14,7 +14,6 @@ from sense_hub.benchmarks import (
     find_benchmark_root,
     load_benchmark,
     load_examples,
-    load_strong_records,
     resolve_database,
 )
 from sense_hub.databases import DatabaseError
@@ -178,7 +177,9 @@ def test_load_examples_jsonl_json_and_strong(tmp_path):
         "sql": "SELECT 1", "evidence": "", "generator": "templates", "verification": "executed",
     }  # fmt: skip
     strong.write_text(json.dumps(record) + "\n")
-    assert load_strong_records(strong)[0] == Example("tmpl-a-000001", "a", "q?", "SELECT 1", difficulty="easy")
+    assert load_examples(strong, name="strong")[0] == Example(
+        "tmpl-a-000001", "a", "q?", "SELECT 1", difficulty="easy"
+    )
 
 
 def test_load_examples_errors(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_tiny_db
-from hub_server import HubServer
+from hub_server import HubServer, tree_digest
 
 from sense_hub import hub
 from sense_hub.formats import RecordError
@@ -130,10 +130,10 @@ def test_build_weak_is_deterministic_and_names_bad_records(tmp_path):
     path = write_jsonl(tmp_path / "weak.jsonl", records)
     argv = ["--input", str(path), "--output-dir", str(tmp_path / "a")]
     run_script("build_weak", argv)
-    digest = hub.tree_digest(tmp_path / "a")
+    digest = tree_digest(tmp_path / "a")
     shutil.rmtree(tmp_path / "a")
     run_script("build_weak", argv)
-    assert hub.tree_digest(tmp_path / "a") == digest
+    assert tree_digest(tmp_path / "a") == digest
 
     del records[4]["correct"]
     write_jsonl(path, records)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_server import HubServer
+from hub_server import HubServer, tree_digest
 
 from sense_hub import hub
 from sense_hub.formats import RecordError
@@ -150,13 +150,13 @@ def test_single_database_has_no_validation_split(tmp_path):
 
 def test_rewrite_is_byte_identical(tmp_path, pairs_records):
     a = hub.write_dataset_repo(pairs_records, kind="pairs", out_dir=tmp_path / "a", config_name=CONFIG)
-    digest = hub.tree_digest(a)
+    digest = tree_digest(a)
     hub.write_dataset_repo(pairs_records, kind="pairs", out_dir=a, config_name=CONFIG)
-    assert hub.tree_digest(a) == digest
+    assert tree_digest(a) == digest
     b = hub.write_dataset_repo(pairs_records, kind="pairs", out_dir=tmp_path / "b", config_name=CONFIG)
-    assert hub.tree_digest(b) == digest
+    assert tree_digest(b) == digest
     c = hub.write_dataset_repo(pairs_records[:-1], kind="pairs", out_dir=tmp_path / "c", config_name=CONFIG)
-    assert hub.tree_digest(c) != digest
+    assert tree_digest(c) != digest
 
 
 def test_new_config_keeps_earlier_configs(tmp_path, pairs_records):
