@@ -23,7 +23,7 @@ from trl import GRPOConfig, ModelConfig, TrlParser
 
 from sense_hub.cli import run_script
 from sense_hub.grpo import RESULTS_FILE, GRPOScriptArguments, run_grpo
-from sense_hub.terminal import capture_to_log, run_log_path
+from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
 
 
 def main(script_args, training_args, model_args):
@@ -31,6 +31,8 @@ def main(script_args, training_args, model_args):
     # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
     with capture_to_log(run_log_path(training_args.output_dir, "grpo")) as terminal, terminal.stage("grpo"):
         output_dir = run_grpo(script_args, training_args, model_args)
+    if not is_main_process():  # one report for the whole run; only the main process writes the model and card
+        return
     print(f"Warnings and training logs: {terminal.log_path}")
     results_path = Path(output_dir) / RESULTS_FILE
     if results_path.is_file():

@@ -21,7 +21,7 @@ from trl import ModelConfig, TrlParser
 
 from sense_hub.cli import run_script
 from sense_hub.spft import SPFTConfig, SPFTScriptArguments, rounds_table, run_spft
-from sense_hub.terminal import capture_to_log, run_log_path
+from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
 
 
 def main(script_args, training_args, model_args):
@@ -29,6 +29,8 @@ def main(script_args, training_args, model_args):
     # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
     with capture_to_log(run_log_path(training_args.output_dir, "spft")) as terminal, terminal.stage("spft"):
         best = run_spft(script_args, training_args, model_args)
+    if not is_main_process():  # one report for the whole run; only the main process writes the model and card
+        return
     print(f"Warnings and training logs: {terminal.log_path}")
     results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text())
     print(rounds_table(results["rounds"]))

@@ -83,10 +83,15 @@ class Terminal:
             self.stream.flush()
 
 
+def is_main_process() -> bool:
+    """Whether this is the first process of a distributed run (`RANK` unset or 0): the one that talks to the user."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
 def run_log_path(output_dir: str | Path, name: str) -> Path:
     """`<output_dir>/<name>.log`; other processes of a distributed run (`RANK` > 0) get `<name>.rank<N>.log`."""
     rank = os.environ.get("RANK", "0")
-    return Path(output_dir) / (f"{name}.log" if rank in ("", "0") else f"{name}.rank{rank}.log")
+    return Path(output_dir) / (f"{name}.log" if is_main_process() else f"{name}.rank{rank}.log")
 
 
 def _active_bar() -> str:
@@ -132,7 +137,8 @@ def capture_to_log(log_path: str | Path) -> Iterator[Terminal]:
     created = not log_path.parent.exists()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("a", encoding="utf-8", errors="replace", buffering=1)
-    terminal_stream = sys.stderr
+    # the other processes of a distributed run keep their stage lines in their own log: one voice on the terminal
+    terminal_stream = sys.stderr if is_main_process() else log
     root = logging.getLogger()
     saved_level = root.level
     console_level = saved_level or logging.WARNING

@@ -165,3 +165,52 @@ def test_accelerate_launch_runs_the_sft_recipe_on_cpu(tmp_path, tiny_db, tiny_mo
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
     assert "accelerate launch recipes/sft.py --config recipes/smollm2-135m/sft.yaml" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow  # two processes that import torch/transformers/trl afresh and train over gloo
+def test_torchrun_two_processes_write_one_model_and_one_card(tmp_path, tiny_db, tiny_model_dir):
+    """`torchrun --nproc_per_node 2 recipes/sft.py ...` on CPU: both ranks train, only the main one saves and talks."""
+    strong = tmp_path / "strong.jsonl"
+    records = [
+        {
+            "question": f"How many singers are there? ({i})",
+            "sql": "SELECT count(*) FROM singer",
+            "db_id": "concert_singer",
+        }
+        for i in range(8)
+    ]
+    strong.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun),
+        "--standalone",  # a local rendezvous on a free port
+        "--nproc_per_node",
+        "2",
+        "recipes/sft.py",
+        "--config",
+        "recipes/smollm2-135m/sft.yaml",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_name",
+        str(strong),
+        "--db_root",
+        str(tiny_db.parent.parent),
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--output_dir",
+        str(out),
+    ]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Model and card saved") == 1, done.stdout
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
+    assert (out / "README.md").is_file() and (out / "sft.log").is_file() and (out / "sft.rank1.log").is_file()
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    # both ranks trained: the card's total batch counts two processes
+    accumulation = yaml.safe_load((REPO / "recipes/smollm2-135m/sft.yaml").read_text())["gradient_accumulation_steps"]
+    assert f"| `total_train_batch_size` | `{2 * 2 * accumulation}` |" in (out / "README.md").read_text()
