@@ -2,10 +2,15 @@
 
 A round, for every answer that does not run (syntax, unknown table or column, runtime error, timeout, empty SQL):
 
-1. **Names, without the model.** SQLite's "no such column: pet_type" names what is wrong. When exactly one name of
-   the schema is the same up to letter case, `_` and spaces (`PetType`), or exactly one table holds the column a
-   wrong qualifier points at (`Pets.StuID` when only `Has_Pet` has `StuID` among the query's tables), the name is
-   replaced and the query run again. No model call.
+1. **Names and joins, without the model.** SQLite's "no such column: pet_type" names what is wrong. When exactly
+   one name of the schema is the same up to letter case, `_` and spaces (`PetType`), or exactly one table holds the
+   column a wrong qualifier points at (`Pets.StuID` when only `Has_Pet` has `StuID` among the query's tables), the
+   name is replaced (`fix_names`). When the column belongs to a table the query does not join, and exactly one
+   such table is linked by a foreign key to one the query uses, that table is joined on the key and the column
+   qualified with it (`join_for_column`: `FROM Student WHERE PetID IN ...` becomes `FROM Student JOIN Has_Pet ON
+   Student.StuID = Has_Pet.StuID WHERE Has_Pet.PetID IN ...`). Up to three such fixes in a row, each run again;
+   no model call. On the 0.5B's 972 greedy Spider dev answers they make 221 of the 305 failing "no such column"
+   answers run, 114 of them right (`bench/name_fixes.py`).
 2. **The model, shown the error.** Otherwise the model is asked again with its SQL, SQLite's message and, for an
    unknown name, the closest real names (`Columns with similar names: Pets.PetType`) and the columns of the
    tables the query uses. Asked greedily, a 0.5B model mostly writes the same SQL again (FACTS: 0 of 18 fixed),
@@ -154,6 +159,81 @@ def fix_names(sql: str, message: str, index: SchemaIndex) -> str | None:
     return _replace_word(sql, column, columns.pop())
 
 
+def join_for_column(sql: str, message: str, index: SchemaIndex) -> str | None:
+    """The SQL with the table that holds SQLite's unknown column joined in, when one join is unambiguous, else None.
+
+    For `no such column: C` (or `Q.C`): the innermost SELECT that uses the name must read only plain tables; among
+    the tables it does not read, exactly one foreign-key link may connect a table with a column `C` (equal up to
+    case, `_` and spaces) to one it reads. That table is joined on the link (aliased `T<n>` when the query uses
+    aliases), the column is qualified with it, and the SELECT's other bare columns are qualified with their tables
+    first, so the new table cannot make them ambiguous. The result is parsed and written by sqlglot.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    found = _NO_SUCH.search(message or "")
+    if not found or found.group(1).lower() != "column":
+        return None
+    qualifier, _, column = found.group(2).rpartition(".")
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return None
+    if tree is None:
+        return None
+    cols = [
+        c
+        for c in tree.find_all(exp.Column)
+        if _norm(c.name) == _norm(column) and (c.table or "").lower() == qualifier.lower()
+    ]
+    select = cols[0].find_ancestor(exp.Select) if cols else None
+    source = None if select is None else (select.args.get("from_") or select.args.get("from"))
+    if source is None:
+        return None
+    sources = [source.this] + [j.this for j in select.args.get("joins") or []]
+    present: dict[str, str] = {}  # the name the query reads a table under (lower case) -> the real table
+    spelled: dict[str, str] = {}  # the real table -> how the query names it
+    for table in sources:
+        real = index.table_of(table.name) if isinstance(table, exp.Table) else None
+        if real is None:  # a subquery or an unknown table: no guessing
+            return None
+        used = table.alias or table.name
+        present[used.lower()] = real
+        spelled.setdefault(real, used)
+    holders = [t for t, cs in index.tables.items() if t not in spelled and any(_norm(c) == _norm(column) for c in cs)]
+    links = []
+    for a, a_col, b, b_col in index.links:
+        if a in holders and b in spelled:
+            links.append((a, a_col, b, b_col))
+        elif b in holders and a in spelled:
+            links.append((b, b_col, a, a_col))
+    if len(links) != 1:
+        return None
+    (table, table_key, other, other_key) = links[0]
+    real_column = next(c for c in index.tables[table] if _norm(c) == _norm(column))
+    aliased = any(t.alias for t in sources)
+    name = table
+    if aliased:
+        n = 1
+        while f"t{n}" in present:
+            n += 1
+        name = f"T{n}"
+    for c in select.find_all(exp.Column):  # the SELECT's own bare columns, qualified with the one table that has them
+        if c.table or c in cols or c.find_ancestor(exp.Select) is not select:
+            continue
+        owners = [u for u, real in present.items() if any(_norm(k) == _norm(c.name) for k in index.tables[real])]
+        if len(owners) == 1:
+            c.set("table", exp.to_identifier(spelled[present[owners[0]]]))
+    joined = exp.alias_(exp.to_table(table), name, table=True) if aliased else exp.to_table(table)
+    on = sqlglot.parse_one(f"{spelled[other]}.{other_key} = {name}.{table_key}", read="sqlite")
+    select.append("joins", exp.Join(this=joined, on=on))
+    for c in cols:
+        if c.find_ancestor(exp.Select) is select:
+            c.set("table", exp.to_identifier(name))
+            c.set("this", exp.to_identifier(real_column))
+    return tree.sql(dialect="sqlite")
+
+
 def _replace_word(sql: str, old: str, new: str) -> str | None:
     out, count = re.subn(rf"(?<![\w.]){re.escape(old)}(?!\w)", new, sql)
     if not count:
@@ -282,14 +362,20 @@ def repair(
                 message = results[i].message or results[i].error or ""
                 out[i].errors.append(message)
                 index = index_of(db_paths[i])
-                fixed = fix_names(out[i].sql, message, index) if (fix_names_first and index is not None) else None
-                if fixed is not None:
+                sql, fixes = out[i].sql, 0
+                while fix_names_first and index is not None and fixes < 3:  # names and joins, no model call
+                    fixed = fix_names(sql, message, index) or join_for_column(sql, message, index)
+                    if fixed is None:
+                        break
                     result = executor.map([(str(db_paths[i]), fixed)])[0]
+                    sql, fixes = fixed, fixes + 1
                     if result.ok:
-                        out[i].sql, out[i].runs = fixed, True
-                        out[i].name_fixes += 1
+                        out[i].sql, out[i].runs, out[i].name_fixes = fixed, True, out[i].name_fixes + fixes
                         results[i] = result
-                        continue
+                        break
+                    message = result.message or result.error or ""
+                if out[i].runs and out[i].name_fixes:
+                    continue
                 ask.append(i)
             if ask:
                 repair_prompts = [
@@ -322,4 +408,14 @@ def repair(
     return out
 
 
-__all__ = ["REPAIRABLE", "STYLES", "Repaired", "SchemaIndex", "feedback", "fix_names", "repair", "repair_prompt"]
+__all__ = [
+    "REPAIRABLE",
+    "STYLES",
+    "Repaired",
+    "SchemaIndex",
+    "feedback",
+    "fix_names",
+    "join_for_column",
+    "repair",
+    "repair_prompt",
+]

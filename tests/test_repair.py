@@ -14,7 +14,7 @@ import re
 import pytest
 
 from sense_hub.benchmarks import Example
-from sense_hub.repair import SchemaIndex, fix_names, repair, repair_prompt
+from sense_hub.repair import SchemaIndex, fix_names, join_for_column, repair, repair_prompt
 from sense_hub.sampling import budget, budget_report, predict, run_info
 
 QUESTION = "What are the names of all singers?"
@@ -94,6 +94,63 @@ def test_a_name_that_differs_only_in_case_or_underscores_is_fixed_without_the_mo
     generator = Fixer()
     (result,) = repair(generator, [[{"role": "user", "content": "q"}]], ["SELECT singerid FROM singer"], [tiny_db])
     assert result.runs and result.name_fixes == 1 and result.model_calls == 0 and generator.prompts == []
+
+
+@pytest.fixture
+def pets_db(tmp_path):
+    """Spider's pets_1 in small: Has_Pet links students to pets by foreign keys."""
+    import sqlite3
+
+    path = tmp_path / "pets_1" / "pets_1.sqlite"
+    path.parent.mkdir()
+    con = sqlite3.connect(path)
+    con.executescript(
+        """
+        CREATE TABLE Student (StuID INTEGER PRIMARY KEY, Fname TEXT, Age INTEGER);
+        CREATE TABLE Pets (PetID INTEGER PRIMARY KEY, PetType TEXT, weight REAL);
+        CREATE TABLE Has_Pet (StuID INTEGER, PetID INTEGER,
+            FOREIGN KEY (StuID) REFERENCES Student(StuID), FOREIGN KEY (PetID) REFERENCES Pets(PetID));
+        INSERT INTO Student VALUES (1, 'Ana', 20), (2, 'Bo', 22), (3, 'Cy', 19);
+        INSERT INTO Pets VALUES (10, 'cat', 3.5), (11, 'dog', 12.0);
+        INSERT INTO Has_Pet VALUES (1, 10), (2, 11);
+        """
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+def test_a_column_of_a_table_the_query_does_not_join_is_joined_in_by_its_foreign_key(pets_db):
+    import sqlite3
+
+    index = SchemaIndex(pets_db)
+    con = sqlite3.connect(pets_db)
+    # bare column, no aliases: the table is joined under its own name, the query's other bare columns qualified
+    sql = "SELECT Fname FROM Student WHERE PetID IN (SELECT PetID FROM Pets WHERE PetType = 'cat')"
+    fixed = join_for_column(sql, "no such column: PetID", index)
+    assert fixed == (
+        "SELECT Student.Fname FROM Student JOIN Has_Pet ON Student.StuID = Has_Pet.StuID "
+        "WHERE Has_Pet.PetID IN (SELECT PetID FROM Pets WHERE PetType = 'cat')"
+    )
+    assert con.execute(fixed).fetchall() == [("Ana",)]
+    # a qualified column under aliases: the new table gets the next free alias
+    sql = "SELECT T1.Fname FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID WHERE T2.PetType = 'dog'"
+    fixed = join_for_column(sql, "no such column: T2.PetType", index)
+    assert fixed.endswith("JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType = 'dog'"), fixed
+    assert con.execute(fixed).fetchall() == [("Bo",)]
+    # no foreign key reaches a table with that column, or the name exists nowhere: the model's job
+    assert join_for_column("SELECT colour FROM Student", "no such column: colour", index) is None
+    assert join_for_column("SELECT Fname FROM Student", "no such table: x", index) is None
+    # in repair, the join is made without a model call
+    generator = Fixer()
+    (result,) = repair(
+        generator,
+        [[{"role": "user", "content": "q"}]],
+        ["SELECT count(*) FROM Pets WHERE StuID = 1"],
+        [pets_db],
+    )
+    assert result.runs and result.model_calls == 0 and generator.prompts == []
+    assert "JOIN Has_Pet ON Pets.PetID = Has_Pet.PetID" in result.sql
 
 
 def test_repair_prompt_styles():
