@@ -3,6 +3,7 @@
 One model is loaded once and answers every question of a benchmark four ways (`sense-hub predict`'s budgets):
 
     greedy                      plain greedy decoding (the published figure)
+    greedy+fix                  greedy, then only repair's name and join fixes (`repair(None, ...)`): no model call
     greedy+repair               greedy, then `sense_hub.repair` on the answers that do not run (1 round default)
     greedy+constrained          schema-aware decoding (`sense_hub.constrained`: only the database's names)
     greedy+constrained+repair   both
@@ -31,7 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SPIDER = REPO.parent / "shared" / "data" / "spider"
-BUDGETS = ("greedy", "greedy+repair", "greedy+constrained", "greedy+constrained+repair")
+BUDGETS = ("greedy", "greedy+fix", "greedy+repair", "greedy+constrained", "greedy+constrained+repair")
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -67,6 +68,14 @@ def main(argv=None) -> int:
     p.add_argument("--budgets", default=",".join(BUDGETS), help="comma list of: " + ", ".join(BUDGETS))
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument(
+        "--from-judged",
+        type=Path,
+        default=None,
+        help="a folder of committed `<budget>.judged.jsonl` files (bench/results/answers-that-run/...): their "
+        "answers become this run's predictions (gold from --spider), so budgets without the model (greedy+fix) "
+        "and the table are rebuilt with no model",
+    )
     p.add_argument(
         "--merge",
         type=Path,
@@ -109,6 +118,21 @@ def main(argv=None) -> int:
             for key, value in json.loads((folder / "seconds.json").read_text()).items():
                 merged[key] = round(merged.get(key, 0.0) + (value or 0.0), 1)
         seconds_path.write_text(json.dumps(merged, indent=2))
+    if args.from_judged:
+        gold = {ex.question_id: ex for ex in examples}
+        for name in wanted:
+            source = args.from_judged / f"{name}.judged.jsonl"
+            if not source.is_file():
+                continue
+            rows = [
+                {**r, "question": gold[r["question_id"]].question, "gold": gold[r["question_id"]].sql}
+                for r in _read(source)
+                if r["question_id"] in gold
+            ]
+            rows = [{k: v for k, v in r.items() if k not in ("correct", "error")} for r in rows]
+            _write(args.out / f"{name}.jsonl", rows)
+        if (args.from_judged / "seconds.json").is_file() and not seconds_path.is_file():
+            seconds_path.write_text((args.from_judged / "seconds.json").read_text())
     seconds = json.loads(seconds_path.read_text()) if seconds_path.is_file() else {}
     generator = None
 
@@ -150,7 +174,7 @@ def main(argv=None) -> int:
             seconds_path.write_text(json.dumps(seconds, indent=2))
         return _read(path)
 
-    def repaired(name: str, source: list[dict], constrained: bool) -> None:
+    def repaired(name: str, source: list[dict], constrained: bool, *, model: bool = True) -> None:
         path = args.out / f"{name}.jsonl"
         if path.is_file() and name in seconds:
             return
@@ -161,7 +185,7 @@ def main(argv=None) -> int:
         grammars = [grammar_for_database(db) for db in paths] if constrained else None
         start = time.perf_counter()
         fixed = repair(
-            gen(),
+            gen() if model else None,
             _prompts(items),
             [r["pred"] for r in source],
             paths,
@@ -188,8 +212,10 @@ def main(argv=None) -> int:
         seconds[name + ":repair_only"] = round(spent, 1)
         seconds_path.write_text(json.dumps(seconds, indent=2))
 
-    if {"greedy", "greedy+repair"} & set(wanted):
+    if {"greedy", "greedy+fix", "greedy+repair"} & set(wanted):
         greedy = predicted("greedy", False)
+        if "greedy+fix" in wanted:
+            repaired("greedy+fix", greedy, False, model=False)
         if "greedy+repair" in wanted:
             repaired("greedy+repair", greedy, False)
     if {"greedy+constrained", "greedy+constrained+repair"} & set(wanted):

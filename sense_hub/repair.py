@@ -287,7 +287,7 @@ def _needs_repair(result) -> bool:
 
 
 def repair(
-    generator: Generator,
+    generator: Generator | None,
     prompts: Sequence[list[dict]],
     sqls: Sequence[str],
     db_paths: Sequence[str | Path],
@@ -304,7 +304,7 @@ def repair(
     """Repair the answers whose SQL does not run (see the module docstring).
 
     Args:
-        generator: the model that wrote the answers.
+        generator: the model that wrote the answers; None: only the name and join fixes, no model call.
         prompts: the prompt of each answer.
         sqls: the SQL of each answer.
         db_paths: the database of each answer.
@@ -377,7 +377,7 @@ def repair(
                 if out[i].runs and out[i].name_fixes:
                     continue
                 ask.append(i)
-            if ask:
+            if ask and generator is not None:
                 repair_prompts = [
                     repair_prompt(
                         list(prompts[i]),
