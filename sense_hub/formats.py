@@ -88,11 +88,14 @@ COLUMNS = {
 # required): `gold_suspect` (label noise, `sampling.gold_suspect`) and `contamination` (`sense_hub.contamination`).
 OPTIONAL_COLUMNS: dict[str, dict[str, type]] = {
     "strong": {"contamination": str},  # "" when clean; else "sql:<benchmark id>" or "question:<benchmark id>"
-    "weak": {"gold_suspect": bool},  # most samples agree on one result that is not the gold result
+    "weak": {
+        "gold_suspect": bool,  # most samples agree on one result that is not the gold result
+        "first_sql": str,  # `sample --repair-rounds`: the SQL before repair ("" when repair left it alone)
+    },
     "pairs": {"gold_suspect": bool},  # the pair's question is gold_suspect in the weak records
     "spft": {},
 }
-OPTIONAL_DEFAULTS: dict[str, Any] = {"contamination": "", "gold_suspect": False}
+OPTIONAL_DEFAULTS: dict[str, Any] = {"contamination": "", "gold_suspect": False, "first_sql": ""}
 
 
 def validate_record(kind: str, record: Mapping[str, Any], *, where: str = "record") -> dict[str, Any]:
@@ -162,5 +165,5 @@ def features(kind: str, optional: Iterable[str] = ()):
     }
     if kind not in spec:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(spec)}")
-    extra = {"contamination": Value("string"), "gold_suspect": Value("bool")}
+    extra = {"contamination": Value("string"), "gold_suspect": Value("bool"), "first_sql": Value("string")}
     return Features({**spec[kind], **{name: extra[name] for name in optional}})

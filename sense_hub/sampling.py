@@ -233,6 +233,41 @@ def _generator_name(generator) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _repair_candidates(generated, chunk, generator, *, rounds, style, samples, config, metric, timeout):
+    """Repair, in place, the candidates of `generated` whose SQL does not run, and judge the new SQL; returns
+    `{(question, sample): SQL before repair}` for each candidate repair changed."""
+    from sense_hub.evaluation import judge
+    from sense_hub.repair import repair
+
+    broken = [
+        (q, k)
+        for q, g in enumerate(generated)
+        for k, v in enumerate(g.verdicts)
+        if v.error not in (None, "gold_error") and (v.pred is None or not v.pred.ok)
+    ]
+    if not broken:
+        return {}
+    prompts = _prompts(chunk)
+    fixed = repair(
+        generator,
+        [prompts[q] for q, _ in broken],
+        [generated[q].sqls[k] for q, k in broken],
+        [chunk[q][1] for q, _ in broken],
+        rounds=rounds,
+        config=config,
+        style=style,
+        timeout=timeout,
+        samples=samples,
+    )
+    changed = [(q, k, one.sql) for (q, k), one in zip(broken, fixed, strict=True) if one.changed]
+    verdicts = judge([(chunk[q][1], chunk[q][0].sql, sql) for q, _, sql in changed], metric=metric, timeout=timeout)
+    first = {}
+    for (q, k, sql), verdict in zip(changed, verdicts, strict=True):
+        first[(q, k)] = generated[q].sqls[k]
+        generated[q].sqls[k], generated[q].verdicts[k] = sql, verdict
+    return first
+
+
 def sample_candidates(
     examples: Sequence[Example],
     generator: Generator,
@@ -250,6 +285,9 @@ def sample_candidates(
     workers: int | None = None,
     progress: bool = True,
     suspect_min_agree: int = GOLD_SUSPECT_MIN_AGREE,
+    repair_rounds: int = 0,
+    repair_style: str = "restate",
+    repair_samples: int = 4,
 ) -> list[dict]:
     """Sample `n` SQL candidates per question and label each by execution against the gold SQL.
 
@@ -270,6 +308,10 @@ def sample_candidates(
         workers: execution worker processes (see `evaluation.judge`).
         progress: show a tqdm bar on stderr.
         suspect_min_agree: the fewest agreeing samples that mark a question `gold_suspect` (see `gold_suspect`).
+        repair_rounds: repair each candidate whose SQL does not run (`sense_hub.repair`), up to this many rounds,
+            before labelling; the record then keeps the SQL before repair in `first_sql` ("" when untouched).
+            Default 0: weak data keeps the weak model's errors, which are what its rejected side is made of.
+        repair_style, repair_samples: as in `repair.repair`.
 
     Returns:
         The weak records (`formats.WEAK_COLUMNS`) of every usable example, in example order then sample
@@ -302,6 +344,8 @@ def sample_candidates(
     }
     if suspect_min_agree != GOLD_SUSPECT_MIN_AGREE:
         manifest["suspect_min_agree"] = suspect_min_agree
+    if repair_rounds:
+        manifest.update(repair_rounds=repair_rounds, repair_style=repair_style, repair_samples=repair_samples)
 
     def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
         generated = evaluate_generator(
@@ -316,6 +360,19 @@ def sample_candidates(
             timeout=timeout,
             workers=workers,
         )
+        first: dict[tuple[int, int], str] = {}
+        if repair_rounds:
+            first = _repair_candidates(
+                generated,
+                chunk,
+                generator,
+                rounds=repair_rounds,
+                style=repair_style,
+                samples=repair_samples,
+                config=_config(n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed),
+                metric=metric,
+                timeout=timeout,
+            )
         sqls = [g.sqls for g in generated]
         verdicts = iter(v for g in generated for v in g.verdicts)
         suspects = [
@@ -329,7 +386,7 @@ def sample_candidates(
             for g, (ex, db_path) in zip(generated, chunk, strict=True)
         ]
         records = []
-        for (ex, _), cands, suspect in zip(chunk, sqls, suspects, strict=True):
+        for q, ((ex, _), cands, suspect) in enumerate(zip(chunk, sqls, suspects, strict=True)):
             for k, sql in enumerate(cands):
                 v = next(verdicts)
                 executed = v.pred is not None and v.pred.ok
@@ -353,6 +410,7 @@ def sample_candidates(
                         "correct": bool(v.correct),
                         "error": error,
                         "gold_suspect": suspect,
+                        **({"first_sql": first.get((q, k), "")} if repair_rounds else {}),
                     }
                 )
         return records

@@ -15,7 +15,7 @@ import pytest
 
 from sense_hub.benchmarks import Example
 from sense_hub.repair import SchemaIndex, fix_names, join_for_column, repair, repair_prompt
-from sense_hub.sampling import budget, budget_report, predict, run_info
+from sense_hub.sampling import budget, budget_report, predict, run_info, sample_candidates
 
 QUESTION = "What are the names of all singers?"
 GOLD = "SELECT name FROM singer"
@@ -151,6 +151,26 @@ def test_a_column_of_a_table_the_query_does_not_join_is_joined_in_by_its_foreign
     )
     assert result.runs and result.model_calls == 0 and generator.prompts == []
     assert "JOIN Has_Pet ON Pets.PetID = Has_Pet.PetID" in result.sql
+
+
+def test_sample_repairs_only_when_asked_and_keeps_the_sql_before_repair(tiny_db, tmp_path):
+    from sense_hub.formats import validate_record
+
+    kept = sample_candidates(
+        _examples(), Fixer(), db_root=tiny_db.parents[1], n=2, output=tmp_path / "weak.jsonl", progress=False
+    )
+    assert [r["sql"] for r in kept] == [WRONG, WRONG] and "first_sql" not in kept[0]  # weak data keeps its errors
+    fixed = sample_candidates(
+        _examples(),
+        Fixer(),
+        db_root=tiny_db.parents[1],
+        n=2,
+        output=tmp_path / "weak-repaired.jsonl",
+        progress=False,
+        repair_rounds=1,
+    )
+    assert [(r["sql"], r["first_sql"], r["correct"], r["status"]) for r in fixed] == [(GOLD, WRONG, True, "ok")] * 2
+    assert validate_record("weak", fixed[0])["first_sql"] == WRONG
 
 
 def test_repair_prompt_styles():

@@ -24,29 +24,6 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         help="with -n > 1: skip the separate greedy pass (the summary then has no greedy budget)",
     )
     parser.add_argument(
-        "--repair-rounds",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fix an answer whose SQL does not run: replace an unknown name, or ask the model again with SQLite's "
-        "error, up to N rounds (default 0: off). The summary scores the answers before and after side by side",
-    )
-    parser.add_argument(
-        "--repair-style",
-        choices=("restate", "conversation"),
-        default="restate",
-        help="how the model is asked again: the task restated with the failed SQL and the error in one message "
-        "(default), or the error as a new user turn after the model's answer",
-    )
-    parser.add_argument(
-        "--repair-samples",
-        type=int,
-        default=4,
-        metavar="K",
-        help="answers the model samples per repair call (temperature 0.7); the execution vote among those that "
-        "run is kept (default 4; 1 = one greedy answer, which small models mostly repeat)",
-    )
-    parser.add_argument(
         "--constrained",
         action="store_true",
         help="schema-aware decoding: the model may write only the database's table and column names "

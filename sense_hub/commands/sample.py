@@ -70,6 +70,36 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--chunk-size", type=int, default=8, help="Questions per generate call and durable append.")
     run.add_argument("--no-progress", action="store_true", help="No progress bar.")
     run.add_argument("--output", type=Path, required=True, help="JSONL to write (resumed when it exists).")
+    repair = parser.add_argument_group("repair (sense_hub.repair)")
+    repair.add_argument(
+        "--repair-rounds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fix SQL that does not run: replace an unknown name, join the table that holds an unknown column, or "
+        "ask the model again with SQLite's error, up to N rounds (default 0: off). "
+        + (
+            "Off for weak data, whose rejected side is the weak model's errors; a repaired record keeps its SQL "
+            "before repair in `first_sql`"
+            if sample
+            else "The summary scores the answers before and after side by side"
+        ),
+    )
+    repair.add_argument(
+        "--repair-style",
+        choices=("restate", "conversation"),
+        default="restate",
+        help="how the model is asked again: the task restated with the failed SQL and the error in one message "
+        "(default), or the error as a new user turn after the model's answer",
+    )
+    repair.add_argument(
+        "--repair-samples",
+        type=int,
+        default=4,
+        metavar="K",
+        help="answers the model samples per repair call (temperature 0.7); the execution vote among those that "
+        "run is kept (default 4; 1 = one greedy answer, which small models mostly repeat)",
+    )
 
 
 def load_examples_from_args(args: argparse.Namespace):
@@ -120,17 +150,20 @@ def run_cli(args: argparse.Namespace) -> int:
         "timeout": args.timeout,
         "progress": not args.no_progress,
     }
+    if args.repair_rounds < 0 or args.repair_samples < 1:
+        raise UsageError("--repair-rounds must be 0 or more and --repair-samples 1 or more")
+    repair = {
+        "repair_rounds": args.repair_rounds,
+        "repair_style": args.repair_style,
+        "repair_samples": args.repair_samples,
+    }
     if command == "predict":
-        if args.repair_rounds < 0 or args.repair_samples < 1:
-            raise UsageError("--repair-rounds must be 0 or more and --repair-samples 1 or more")
         rows = predict(
             examples,
             generator,
             greedy_pass=not getattr(args, "no_greedy_pass", False),
-            repair_rounds=args.repair_rounds,
-            repair_style=args.repair_style,
-            repair_samples=args.repair_samples,
             constrained=args.constrained,
+            **repair,
             **common,
         )
         report = budget_report(
@@ -144,7 +177,7 @@ def run_cli(args: argparse.Namespace) -> int:
         )
         summary = {"questions": len(rows), **report, "output": str(args.output)}
     else:
-        rows = sample_candidates(examples, generator, **common)
+        rows = sample_candidates(examples, generator, **repair, **common)
         summary = {**weak_stats(rows), "output": str(args.output)}
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0
