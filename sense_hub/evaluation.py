@@ -206,6 +206,7 @@ def evaluate_generator(
     timeout: float = 30.0,
     workers: int | None = None,
     executor: Executor | None = None,
+    keep_distinct: bool = False,
 ) -> list[GeneratedSQL]:
     """The one generate -> extract_sql -> judge path: `config.n` SQL candidates per prompt, judged by execution.
 
@@ -218,7 +219,7 @@ def evaluate_generator(
         config: how to sample (`n` completions per prompt).
         db_paths: the database of each prompt (needed with `gold`).
         gold: the gold SQL of each prompt; without it nothing is executed and `verdicts` is None.
-        metric, timeout, workers, executor: as in `judge`.
+        metric, timeout, workers, executor, keep_distinct: as in `judge`.
 
     Returns:
         One `GeneratedSQL` per prompt, in order.
@@ -241,10 +242,83 @@ def evaluate_generator(
         if db_paths is None or not len(db_paths) == len(gold) == len(prompts):
             raise ValueError("evaluate_generator needs one database path and one gold SQL per prompt")
         items = [(d, g, sql) for d, g, one in zip(db_paths, gold, out, strict=True) for sql in one.sqls]
-        verdicts = iter(judge(items, metric=metric, timeout=timeout, workers=workers, executor=executor))
+        verdicts = iter(
+            judge(
+                items, metric=metric, keep_distinct=keep_distinct, timeout=timeout, workers=workers, executor=executor
+            )
+        )
         for one in out:
             one.verdicts = [next(verdicts) for _ in one.sqls]
     return out
+
+
+def score_examples(
+    generator: Generator,
+    examples: Sequence,
+    *,
+    db_paths: Sequence[str | Path],
+    prompts: Sequence[list[dict]] | None = None,
+    max_new_tokens: int = 256,
+    metric: str = "spider",
+    keep_distinct: bool = False,
+    timeout: float = 30.0,
+    workers: int | None = None,
+    output: str | Path | None = None,
+) -> tuple[list[dict], dict]:
+    """The one way sense-hub scores a model on held-out questions: one greedy SQL per question, judged.
+
+    Generate -> `prompts.extract_sql` -> `judge` (`evaluate_generator`), one row per question in
+    `formats.PREDICTIONS_COLUMNS` order (what `sense-hub eval --output` writes and `sense-hub compare` reads), and
+    `summarize`'s summary. The quickstart, SPFT's round selection and GRPO's held-out score all call this.
+
+    Args:
+        generator: a `generation.Generator`.
+        examples: the questions (`question_id`, `db_id`, `question`, `sql`, optional `evidence`).
+        db_paths: each question's database.
+        prompts: the chat prompts (default: `prompts.prompt_for_database` of each question and database).
+        max_new_tokens: the generation budget per SQL.
+        metric, keep_distinct, timeout, workers: as in `judge`.
+        output: a JSONL file the rows are written to (optional).
+
+    Returns:
+        `(rows, summary)`.
+    """
+    from sense_hub.generation import GenerationConfig
+    from sense_hub.prompts import prompt_for_database
+
+    if prompts is None:
+        prompts = [
+            prompt_for_database(e.question, path, evidence=getattr(e, "evidence", "") or "")
+            for e, path in zip(examples, db_paths, strict=True)
+        ]
+    generated = evaluate_generator(
+        generator,
+        prompts,
+        config=GenerationConfig(n=1, temperature=0.0, max_new_tokens=max_new_tokens),
+        db_paths=db_paths,
+        gold=[e.sql for e in examples],
+        metric=metric,
+        keep_distinct=keep_distinct,
+        timeout=timeout,
+        workers=workers,
+    )
+    rows = [
+        {
+            "question_id": str(e.question_id),
+            "db_id": e.db_id,
+            "question": e.question,
+            "gold": e.sql,
+            "pred": g.sqls[0],
+            "correct": bool(g.verdicts[0].correct),
+            "error": g.verdicts[0].error,
+        }
+        for e, g in zip(examples, generated, strict=True)
+    ]
+    if output is not None:
+        from sense_hub.records import write_jsonl
+
+        write_jsonl(Path(output), rows)
+    return rows, summarize([g.verdicts[0] for g in generated], metric=metric)
 
 
 def execution_accuracy(verdicts: Sequence[Verdict]) -> float:

@@ -266,39 +266,33 @@ def heldout_execution_accuracy(
 ) -> dict[str, Any]:
     """The `sense-hub eval`-style summary of greedy SQL from `model` on GRPO rows (prompt, db_id, gold_sql).
 
-    Generation is `sense_hub.generation`'s local backend, extraction `prompts.extract_sql`, judging
-    `evaluation.judge` under `script_args.metric`: the same path as `sense-hub predict` + `sense-hub eval`.
+    `evaluation.score_examples` (generate, extract, judge under `script_args.metric`): the path every held-out score
+    of sense-hub takes; the predictions file has `formats.PREDICTIONS_COLUMNS`.
     """
-    from sense_hub.evaluation import judge, summarize
-    from sense_hub.generation import GenerationConfig, load_generator
-    from sense_hub.prompts import extract_sql
+    from sense_hub.benchmarks import Example
+    from sense_hub.evaluation import score_examples
+    from sense_hub.generation import load_generator
 
-    generator = load_generator(model)
-    outputs = generator.generate(
-        [list(r["prompt"]) for r in rows],
-        GenerationConfig(n=1, temperature=0.0, max_new_tokens=script_args.heldout_max_new_tokens),
-    )
-    del generator
-    sqls = [extract_sql(texts[0]) if texts else "" for texts in outputs]
     db_root = _default_db_root(script_args)
     if db_root is None:
         raise TrainingDataError("held-out EX needs --db_root: the folder with <db_id>/<db_id>.sqlite inside")
-    items = [
-        (db_root / r["db_id"] / f"{r['db_id']}.sqlite", r["gold_sql"], sql) for r, sql in zip(rows, sqls, strict=True)
+    examples = [
+        Example(str(r.get("question_id") or f"heldout-{i}"), r["db_id"], r.get("question") or "", r["gold_sql"])
+        for i, r in enumerate(rows)
     ]
-    verdicts = judge(
-        items,
+    _, summary = score_examples(
+        load_generator(model),
+        examples,
+        db_paths=[db_root / r["db_id"] / f"{r['db_id']}.sqlite" for r in rows],
+        prompts=[list(r["prompt"]) for r in rows],
+        max_new_tokens=script_args.heldout_max_new_tokens,
         metric=script_args.metric,
         keep_distinct=script_args.keep_distinct,
         timeout=script_args.execution_timeout,
         workers=script_args.execution_workers,
+        output=predictions_path,
     )
-    if predictions_path is not None:
-        with open(predictions_path, "w", encoding="utf-8") as handle:
-            for r, sql, v in zip(rows, sqls, verdicts, strict=True):
-                line = {"db_id": r["db_id"], "question": r["question"], "gold": r["gold_sql"], "pred": sql}
-                handle.write(json.dumps({**line, "correct": v.correct, "error": v.error}) + "\n")
-    return summarize(verdicts, metric=script_args.metric)
+    return summary
 
 
 def reward_curve(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:

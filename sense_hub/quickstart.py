@@ -638,44 +638,24 @@ class Pipeline:
 
     def _evaluate(self, model: str, name: str) -> dict[str, Any]:
         """Greedy SQL for the held-out questions, judged; one line per question in `work/judged-<name>.jsonl`."""
-        from sense_hub.evaluation import evaluate_generator, execution_accuracy, input_fingerprints
-        from sense_hub.generation import GenerationConfig
-        from sense_hub.prompts import prompt_for_database
+        from sense_hub.evaluation import input_fingerprints, score_examples
 
         examples = self.eval_examples()
-        generator = self.generator(model)
         db_paths = self.db_paths()
-        prompts = [prompt_for_database(e.question, db_paths[e.db_id], evidence=e.evidence) for e in examples]
-        generated = evaluate_generator(
-            generator,
-            prompts,
-            config=GenerationConfig(n=1, max_new_tokens=self.config.max_new_tokens),
+        rows, summary = score_examples(
+            self.generator(model),
+            examples,
             db_paths=[db_paths[e.db_id] for e in examples],
-            gold=[e.sql for e in examples],
+            max_new_tokens=self.config.max_new_tokens,
             metric="spider",
-        )
-        verdicts = [g.verdicts[0] for g in generated]
-        write_jsonl(
-            self.layout.judged(name),
-            [
-                {
-                    "question_id": str(e.question_id),
-                    "db_id": e.db_id,
-                    "question": e.question,
-                    "gold": e.sql,
-                    "pred": g.sqls[0],
-                    "correct": bool(v.correct),
-                    "error": v.error,
-                }
-                for e, g, v in zip(examples, generated, verdicts, strict=True)
-            ],
+            output=self.layout.judged(name),
         )
         return {
             "model": model,
             "questions": len(examples),
-            "correct": sum(v.correct for v in verdicts),
-            "execution_accuracy": execution_accuracy(verdicts),
-            "executable": sum(v.error is None for v in verdicts) / max(1, len(verdicts)),
+            "correct": summary["correct"],
+            "execution_accuracy": summary["correct"] / max(1, len(rows)),
+            "executable": sum(r["error"] is None for r in rows) / max(1, len(rows)),
             # what the score was computed on, for the model card (`sense-hub eval --expect-fingerprints README.md`)
             "fingerprints": input_fingerprints(
                 [{"db_id": e.db_id, "gold": e.sql} for e in examples], db_root=self.layout.databases, predictions=None

@@ -458,28 +458,26 @@ def evaluate_model(
 
     Questions whose gold SQL fails count as wrong (the accuracy is over all held-out questions).
     """
-    from sense_hub.evaluation import execution_accuracy
+    from sense_hub.databases import database_path
+    from sense_hub.evaluation import score_examples
+    from sense_hub.generation import load_generator
 
-    prompts = _prompts(examples, db_root=db_root)
-    sqls = generate_sql(model_path, prompts, config=config, temperature=0.0)
-    verdicts = _judge(examples, sqls, db_root=db_root, config=config)
-    if predictions_path is not None:
-        write_jsonl(
-            predictions_path,
-            [
-                {
-                    "question_id": e.question_id,
-                    "db_id": e.db_id,
-                    "question": e.question,
-                    "gold": e.sql,
-                    "pred": sql,
-                    "correct": v.correct,
-                    "error": v.error,
-                }
-                for e, sql, v in zip(examples, sqls, verdicts, strict=True)
-            ],
-        )
-    return float(execution_accuracy(verdicts)) if verdicts else 0.0
+    if not examples:
+        return 0.0
+    generator = load_generator(model_path, backend=config.generation_backend, batch_size=config.generation_batch_size)
+    rows, summary = score_examples(
+        generator,
+        examples,
+        db_paths=[database_path(db_root, e.db_id) for e in examples],
+        max_new_tokens=config.max_new_tokens,
+        metric=config.metric,
+        timeout=config.execution_timeout,
+        workers=config.execution_workers,
+        output=predictions_path,
+    )
+    del generator
+    _free_memory()
+    return summary["correct"] / len(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -396,3 +396,32 @@ def test_eval_on_a_db_root_without_databases_exits_2_with_one_line(tmp_path, cap
     code, _, err = _eval_one(tmp_path, tmp_path / "dbs", capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "no databases under" in err and str(tmp_path / "dbs") in err and "Traceback" not in err
+
+
+def test_score_examples_is_the_one_scoring_path(tiny_db, tmp_path):
+    """Greedy SQL -> extract -> judge, rows in the predictions columns (what `compare` reads) and eval's summary."""
+    from sense_hub.benchmarks import Example
+    from sense_hub.evaluation import score_examples
+    from sense_hub.formats import PREDICTIONS_COLUMNS
+
+    class Scripted:
+        name = "scripted"
+
+        def generate(self, prompts, config):
+            assert config.temperature == 0.0 and config.n == 1
+            answers = ["```sql\nSELECT count(*) FROM singer\n```", "SELECT nope FROM singer"]
+            return [[answers[i % 2]] for i in range(len(prompts))]
+
+    examples = [
+        Example(f"q-{i}", "concert_singer", "How many singers?", "SELECT count(*) FROM singer") for i in (0, 1)
+    ]
+    rows, summary = score_examples(
+        Scripted(), examples, db_paths=[tiny_db, tiny_db], metric="spider", output=tmp_path / "judged.jsonl"
+    )
+    assert [list(r) for r in rows] == [list(PREDICTIONS_COLUMNS)] * 2
+    assert [(r["pred"], r["correct"], r["error"]) for r in rows] == [
+        ("SELECT count(*) FROM singer", True, None),
+        ("SELECT nope FROM singer", False, "runtime"),
+    ]
+    assert summary["n"] == 2 and summary["correct"] == 1 and summary["errors"] == {"runtime": 1}
+    assert len((tmp_path / "judged.jsonl").read_text().splitlines()) == 2

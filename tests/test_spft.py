@@ -381,6 +381,14 @@ def _run_with_fixed_opponent(tiny_model_dir, tiny_db, tmp_path, monkeypatch, **c
     monkeypatch.setattr(
         spft, "generate_sql", lambda path, prompts, **k: ["SELECT count(*) FROM singer"] * len(prompts)
     )
+
+    class Fixed:  # the held-out score loads its generator (`evaluation.score_examples`): the same fixed answer
+        name = "fixed"
+
+        def generate(self, prompts, config):
+            return [["SELECT count(*) FROM singer"] * config.n for _ in prompts]
+
+    monkeypatch.setattr("sense_hub.generation.load_generator", lambda *a, **k: Fixed())
     script_args = spft.SPFTScriptArguments(train_file=str(questions), db_root=str(tiny_db.parent.parent), eval_size=1)
     training_args = SPFTConfig(
         output_dir=str(tmp_path / "out"),
