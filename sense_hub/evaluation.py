@@ -62,7 +62,8 @@ class Verdict:
     message: str = ""
 
 
-def _order_matters(gold_sql: str, metric: str) -> bool:
+def order_matters(gold_sql: str, metric: str) -> bool:
+    """Whether row order counts when results are compared: Spider's rule under `spider`, else an ORDER BY."""
     return spider_order_matters(gold_sql) if metric == "spider" else has_order_by(gold_sql)
 
 
@@ -113,7 +114,7 @@ def judge(
         return out
 
     prepared = [(str(d), prepare(gold or "", "gold"), prepare(pred or "", "pred")) for d, gold, pred in items]
-    compare = _Comparator(metric)
+    compare = Comparator(metric)
     verdicts: list[Verdict | None] = [None] * len(prepared)
     siblings: dict[str, list[Path]] = {}
 
@@ -160,8 +161,12 @@ def judge(
     return verdicts  # type: ignore[return-value]
 
 
-class _Comparator:
-    """Verdicts from execution results; each (gold result, pred result, order rule) is compared once."""
+class Comparator:
+    """Verdicts from execution results; each (gold result, pred result, order rule) is compared once.
+
+    The one comparison of sense-hub: `judge` (eval, predict, every held-out score) and the GRPO execution reward
+    (`rewards.ExecutionScorer`) both decide "correct" here. Short-lived: it keeps the results it compared.
+    """
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
@@ -175,7 +180,7 @@ class _Comparator:
             return Verdict(correct=False, error="gold_error", pred=pred, message=f"gold query failed: {gold.message}")
         if not pred.ok:
             return Verdict(correct=False, error=pred.error, pred=pred, message=pred.message)
-        order = _order_matters(gold_sql, self.metric)
+        order = order_matters(gold_sql, self.metric)
         key = (id(gold), id(pred), order)
         correct = self._memo.get(key)
         if correct is None:

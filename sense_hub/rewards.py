@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sense_hub.execution import ExecutionResult, Executor, canonical_sql, check_timeout
-from sense_hub.matching import METRICS, has_order_by, prepare_sql, results_match, spider_order_matters
+from sense_hub.matching import METRICS, prepare_sql
 from sense_hub.prompts import extract_sql
 
 __all__ = [
@@ -188,6 +188,7 @@ class ExecutionScorer:
         self._gold: dict[tuple[str, str], ExecutionResult] = {}
         self._verdicts: OrderedDict[tuple[str, str, str], Outcome] = OrderedDict()
         self._warned_gold: set[tuple[str, str]] = set()
+        self._siblings: dict[str, list[str]] = {}
 
     def close(self) -> None:
         """Close the executor's database connections."""
@@ -206,9 +207,6 @@ class ExecutionScorer:
         if self.db_root is None:
             raise ValueError(f"db_id {db_id!r} needs `db_root`: the folder with <db_id>/<db_id>.sqlite inside")
         return str(self.db_root / db_id / f"{db_id}.sqlite")
-
-    def _order_matters(self, gold_sql: str) -> bool:
-        return spider_order_matters(gold_sql) if self.metric == "spider" else has_order_by(gold_sql)
 
     def score(
         self,
@@ -261,6 +259,9 @@ class ExecutionScorer:
         self.stats.completion_executions += len(to_run)
         self.stats.timeouts += sum(r.error == "timeout" for r in pred_results.values())
 
+        from sense_hub.evaluation import Comparator
+
+        compare = Comparator(self.metric)  # one per batch: it keeps the results it compared
         outcomes = []
         for key, pred in zip(keys, sqls, strict=True):
             outcome = self._verdicts.get(key)
@@ -268,12 +269,16 @@ class ExecutionScorer:
                 self._verdicts.move_to_end(key)
                 self.stats.verdict_cache_hits += 1
             else:
-                outcome = self._judge(key, pred, pred_results[(key[0], key[2])])
+                outcome = self._judge(key, pred, pred_results[(key[0], key[2])], compare)
                 self._remember(key, outcome)
             outcomes.append(outcome)
         return outcomes
 
-    def _judge(self, key: tuple[str, str, str], pred: str, result: ExecutionResult) -> Outcome:
+    def _judge(self, key: tuple[str, str, str], pred: str, result: ExecutionResult, compare) -> Outcome:
+        """The verdict `evaluation.judge` gives (`evaluation.Comparator`, the other databases of a test-suite
+        folder included); a failing gold query gives no reward (`correct=None`) where `judge` says `gold_error`."""
+        from sense_hub.databases import sibling_databases
+
         path, gold_sql, _ = key
         gold = self._gold[(path, gold_sql)]
         if not gold.ok:
@@ -283,9 +288,14 @@ class ExecutionScorer:
                     "gold SQL fails on %s (%s): %s; its question gets no reward", path, gold.error, gold_sql
                 )
             return Outcome(sql=pred, executes=result.ok, correct=None, error=result.error)
-        correct = result.ok and results_match(
-            gold, result, metric=self.metric, order_matters=self._order_matters(gold_sql)
-        )
+        correct = compare(gold, result, gold_sql).correct
+        if correct:  # as `judge`: the same result on every other database of the folder (Spider's test suite)
+            if path not in self._siblings:
+                self._siblings[path] = [str(p) for p in sibling_databases(path)[1:]]
+            others = self._siblings[path]
+            if others:
+                runs = self.executor.map([(other, sql) for other in others for sql in (gold_sql, pred)])
+                correct = all(compare(runs[2 * k], runs[2 * k + 1], gold_sql).correct for k in range(len(others)))
         return Outcome(sql=pred, executes=result.ok, correct=correct, error=result.error)
 
     def _remember(self, key: tuple[str, str, str], outcome: Outcome) -> None:

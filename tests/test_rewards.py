@@ -222,3 +222,26 @@ def test_missing_columns_say_which(db_root):
     (g,) = get_reward_funcs(["execution"])
     with pytest.raises(ValueError, match="needs `db_root`"):
         g(prompts=[[]], completions=["SELECT 1"], gold_sql=[GOLD], db_id=["concert_singer"])
+
+
+def test_the_reward_and_the_evaluator_give_one_verdict_on_a_test_suite_folder(tmp_path):
+    """A SQL that matches on the first database but not on another of its folder (Spider's test suite) is wrong
+    for `evaluation.judge` and gets no execution reward either: one comparison decides both."""
+    import sqlite3
+
+    from sense_hub.evaluation import judge
+
+    folder = tmp_path / "dbs" / "shop"
+    folder.mkdir(parents=True)
+    for name, rows in (("shop.sqlite", 3), ("shop_2.sqlite", 5)):
+        con = sqlite3.connect(folder / name)
+        con.execute("CREATE TABLE item (id INTEGER)")
+        con.executemany("INSERT INTO item VALUES (?)", [(i,) for i in range(rows)])
+        con.commit()
+        con.close()
+    gold, lucky, right = "SELECT count(*) FROM item", "SELECT 3", "SELECT count(id) FROM item"
+    verdicts = judge([(folder / "shop.sqlite", gold, sql) for sql in (lucky, right)], metric="spider")
+    scorer = ExecutionScorer(db_root=tmp_path / "dbs", metric="spider")
+    outcomes = scorer.score([lucky, right], gold_sql=[gold, gold], db_id=["shop", "shop"])
+    scorer.close()
+    assert [v.correct for v in verdicts] == [o.correct for o in outcomes] == [False, True]
