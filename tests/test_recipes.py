@@ -129,38 +129,37 @@ def test_accelerate_config(path):
         assert config["mixed_precision"] == "no"
 
 
-@pytest.mark.slow  # a subprocess that imports torch/transformers/trl afresh
-def test_accelerate_launch_runs_the_sft_recipe_on_cpu(tmp_path, tiny_db, tiny_model_dir):
-    """`accelerate launch recipes/sft.py --config ...` works with no `accelerate config` and no GPU."""
+def _sft_run(tmp_path, tiny_db, tiny_model_dir, launcher: list[str], *, questions: int, steps: int):
+    """A CPU SFT run of the SmolLM2 recipe on the tiny model: (command, output folder)."""
     strong = tmp_path / "strong.jsonl"
-    record = {
-        "question": "How many singers are there?",
-        "sql": "SELECT count(*) FROM singer",
-        "db_id": "concert_singer",
-    }
-    strong.write_text(json.dumps(record) + "\n" + json.dumps({**record, "question": "Count the singers."}) + "\n")
+    records = [
+        {
+            "question": f"How many singers are there? ({i})",
+            "sql": "SELECT count(*) FROM singer",
+            "db_id": "concert_singer",
+        }
+        for i in range(questions)
+    ]
+    strong.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "out"
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "ACCELERATE_CONFIG_FILE": str(tmp_path / "none.yaml")}
-    accelerate = Path(sys.executable).with_name("accelerate")
-    command = [
-        str(accelerate),
-        "launch",
+    recipe = [
         "recipes/sft.py",
         "--config",
         "recipes/smollm2-135m/sft.yaml",
         "--model_name_or_path",
         str(tiny_model_dir),
-        "--dataset_name",
-        str(strong),
-        "--db_root",
-        str(tiny_db.parent.parent),
-        "--max_steps",
-        "1",
-        "--per_device_train_batch_size",
-        "2",
-        "--output_dir",
-        str(out),
     ]
+    data = ["--dataset_name", str(strong), "--db_root", str(tiny_db.parent.parent)]
+    budget = ["--max_steps", str(steps), "--per_device_train_batch_size", "2", "--output_dir", str(out)]
+    return [*launcher, *recipe, *data, *budget], out
+
+
+@pytest.mark.slow  # a subprocess that imports torch/transformers/trl afresh
+def test_accelerate_launch_runs_the_sft_recipe_on_cpu(tmp_path, tiny_db, tiny_model_dir):
+    """`accelerate launch recipes/sft.py --config ...` works with no `accelerate config` and no GPU."""
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    command, out = _sft_run(tmp_path, tiny_db, tiny_model_dir, [accelerate, "launch"], questions=2, steps=1)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "ACCELERATE_CONFIG_FILE": str(tmp_path / "none.yaml")}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
@@ -170,40 +169,10 @@ def test_accelerate_launch_runs_the_sft_recipe_on_cpu(tmp_path, tiny_db, tiny_mo
 @pytest.mark.slow  # two processes that import torch/transformers/trl afresh and train over gloo
 def test_torchrun_two_processes_write_one_model_and_one_card(tmp_path, tiny_db, tiny_model_dir):
     """`torchrun --nproc_per_node 2 recipes/sft.py ...` on CPU: both ranks train, only the main one saves and talks."""
-    strong = tmp_path / "strong.jsonl"
-    records = [
-        {
-            "question": f"How many singers are there? ({i})",
-            "sql": "SELECT count(*) FROM singer",
-            "db_id": "concert_singer",
-        }
-        for i in range(8)
-    ]
-    strong.write_text("".join(json.dumps(r) + "\n" for r in records))
-    out = tmp_path / "out"
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    launcher = [torchrun, "--standalone", "--nproc_per_node", "2"]  # a local rendezvous on a free port
+    command, out = _sft_run(tmp_path, tiny_db, tiny_model_dir, launcher, questions=8, steps=2)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [
-        str(torchrun),
-        "--standalone",  # a local rendezvous on a free port
-        "--nproc_per_node",
-        "2",
-        "recipes/sft.py",
-        "--config",
-        "recipes/smollm2-135m/sft.yaml",
-        "--model_name_or_path",
-        str(tiny_model_dir),
-        "--dataset_name",
-        str(strong),
-        "--db_root",
-        str(tiny_db.parent.parent),
-        "--max_steps",
-        "2",
-        "--per_device_train_batch_size",
-        "2",
-        "--output_dir",
-        str(out),
-    ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Model and card saved") == 1, done.stdout
