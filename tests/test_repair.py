@@ -138,6 +138,10 @@ def test_a_column_of_a_table_the_query_does_not_join_is_joined_in_by_its_foreign
     fixed = join_for_column(sql, "no such column: T2.PetType", index)
     assert fixed.endswith("JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T3.PetType = 'dog'"), fixed
     assert con.execute(fixed).fetchall() == [("Bo",)]
+    # two links away: through the table between (Has_Pet), when that path is the only one
+    fixed = join_for_column("SELECT Fname FROM Student WHERE PetType = 'cat'", "no such column: PetType", index)
+    assert "JOIN Has_Pet ON Student.StuID = Has_Pet.StuID JOIN Pets ON Has_Pet.PetID = Pets.PetID" in fixed, fixed
+    assert con.execute(fixed).fetchall() == [("Ana",)]
     # no foreign key reaches a table with that column, or the name exists nowhere: the model's job
     assert join_for_column("SELECT colour FROM Student", "no such column: colour", index) is None
     assert join_for_column("SELECT Fname FROM Student", "no such table: x", index) is None
