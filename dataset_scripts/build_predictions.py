@@ -14,9 +14,11 @@ Usage:
 import dataclasses
 import json
 import logging
+import sys
 
 from trl import TrlParser
 
+from sense_hub.cli import run_script
 from sense_hub.hub import build_predictions, check_repo_id
 
 
@@ -67,5 +69,4 @@ def make_parser() -> TrlParser:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    (script_args,) = make_parser().parse_args_and_config()
-    main(script_args)
+    sys.exit(run_script("build_predictions.py", main, make_parser))

@@ -329,3 +329,21 @@ def test_script_entry_point_exits_2_with_one_line(tmp_path):
         assert proc.returncode == 2, proc.stderr[-3000:]
         assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("build_weak.py: ")
         assert needle in proc.stderr
+
+
+def test_build_predictions_entry_point_exits_2_with_one_line(tmp_path):
+    """`build_predictions.py` runs through `run_script` as the other scripts do: a bad value is one line, exit 2."""
+    import subprocess
+    import sys
+
+    for extra, needle in (
+        (["--input", str(tmp_path / "absent.jsonl")], "no such file"),
+        (["--input", "x.jsonl", "--push_to_hub", "bad"], "invalid Hub repo id 'bad'"),
+    ):
+        argv = [sys.executable, str(SCRIPTS / "build_predictions.py"), "--output_dir", str(tmp_path / "out")]
+        proc = subprocess.run([*argv, "--benchmark", "spider", *extra], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        lines = proc.stderr.strip().splitlines()
+        assert (
+            "Traceback" not in proc.stderr and lines[-1].startswith("build_predictions.py: ") and needle in lines[-1]
+        )
