@@ -286,7 +286,7 @@ class SPFTTrainer(DPOTrainer):
 
 
 @dataclass
-class Candidate:
+class RoundModel:
     """A model of the base: the iteration that made it, where it is, and its held-out execution accuracy."""
 
     iteration: int
@@ -294,7 +294,7 @@ class Candidate:
     accuracy: float
 
 
-def select_models(base: Sequence[Candidate]) -> tuple[Candidate, Candidate]:
+def select_models(base: Sequence[RoundModel]) -> tuple[RoundModel, RoundModel]:
     """Pick (main, opponent): the best model by held-out accuracy and the weakest one.
 
     Ties go to the latest iteration for the main model and to the earliest for the opponent, so with a single model
@@ -597,14 +597,14 @@ class _Process:
         self.state.wait_for_everyone()
 
 
-def _base_from_states(output_dir: Path, upto: int) -> list[Candidate]:
+def _base_from_states(output_dir: Path, upto: int) -> list[RoundModel]:
     base = []
     for r in range(upto):
         state = load_round_state(output_dir, r)
         evaluated = state["stages"].get("evaluate")
         if evaluated is None:
             raise RuntimeError(f"round {r} of {output_dir} has no evaluation; rerun to finish it")
-        base.append(Candidate(iteration=r, path=evaluated["model"], accuracy=evaluated["accuracy"]))
+        base.append(RoundModel(iteration=r, path=evaluated["model"], accuracy=evaluated["accuracy"]))
     return base
 
 
@@ -671,7 +671,7 @@ def run_spft(script_args: SPFTScriptArguments, training_args: Any, model_args: A
             process.barrier()
             state = load_round_state(output_dir, r)
             stages = state["stages"]
-        main, opponent = Candidate(**stages["select"]["main"]), Candidate(**stages["select"]["opponent"])
+        main, opponent = RoundModel(**stages["select"]["main"]), RoundModel(**stages["select"]["opponent"])
 
         data_path = round_dir / "data.jsonl"
         if "generate" not in stages:
@@ -799,8 +799,8 @@ def rounds_table(rows: Sequence[Mapping[str, Any]]) -> str:
 def _finish(
     *,
     output_dir: Path,
-    base: Sequence[Candidate],
-    best: Candidate,
+    base: Sequence[RoundModel],
+    best: RoundModel,
     script_args: SPFTScriptArguments,
     training_args: Any,
     model_args: Any,
@@ -849,7 +849,7 @@ _CARD_HYPERPARAMETERS = (
 def _model_card(
     *,
     rows: Sequence[Mapping[str, Any]],
-    best: Candidate,
+    best: RoundModel,
     script_args: SPFTScriptArguments,
     training_args: Any,
     model_args: Any,

@@ -111,7 +111,7 @@ class DatabaseProfile:
 
 
 @dataclass
-class Candidate:
+class TemplateCandidate:
     """A filled template: SQL, the rule-based question, and the baselines its result must differ from."""
 
     family: str
@@ -332,7 +332,7 @@ def _filter_numeric(rng, db):
     q_t = quote(t.name)
     sql = f"SELECT {_cols_sql(proj)} FROM {q_t} WHERE {cond}"
     question = f"What are the {_cols_say(proj)} of the {humanize(t.name)} entries with {say}?"
-    return Candidate("filter_numeric", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
+    return TemplateCandidate("filter_numeric", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
 
 
 def _filter_text(rng, db):
@@ -343,7 +343,7 @@ def _filter_text(rng, db):
     q_t = quote(t.name)
     sql = f"SELECT {_cols_sql(proj)} FROM {q_t} WHERE {cond}"
     question = f"Show the {_cols_say(proj)} of the {humanize(t.name)} entries whose {humanize(col.name)} is {_say_value(cond)}."
-    return Candidate("filter_text", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
+    return TemplateCandidate("filter_text", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
 
 
 def _say_value(cond: str) -> str:
@@ -358,7 +358,7 @@ def _count_filter(rng, db):
     q_t = quote(t.name)
     sql = f"SELECT count(*) FROM {q_t} WHERE {cond}"
     question = f"How many {humanize(t.name)} entries have {say}?"
-    return Candidate("count_filter", sql, question, [t.name], [f"SELECT count(*) FROM {q_t}"])
+    return TemplateCandidate("count_filter", sql, question, [t.name], [f"SELECT count(*) FROM {q_t}"])
 
 
 def _aggregate(rng, db):
@@ -375,7 +375,7 @@ def _aggregate(rng, db):
         sql = f"SELECT {agg}({quote(col.name)}) FROM {q_t}"
         question = f"What is the {_AGGS[agg]} {humanize(col.name)} over all {humanize(t.name)} entries?"
         baselines = []
-    return Candidate("aggregate", sql, question, [t.name], baselines)
+    return TemplateCandidate("aggregate", sql, question, [t.name], baselines)
 
 
 def _distinct_count(rng, db):
@@ -383,7 +383,7 @@ def _distinct_count(rng, db):
     col = _pick(rng, [c for c in t.columns if c.categorical and not c.is_key])
     sql = f"SELECT count(DISTINCT {quote(col.name)}) FROM {quote(t.name)}"
     question = f"How many different {humanize(col.name)} values are there among the {humanize(t.name)} entries?"
-    return Candidate("distinct_count", sql, question, [t.name], [f"SELECT count(*) FROM {quote(t.name)}"])
+    return TemplateCandidate("distinct_count", sql, question, [t.name], [f"SELECT count(*) FROM {quote(t.name)}"])
 
 
 def _group_count(rng, db):
@@ -392,7 +392,7 @@ def _group_count(rng, db):
     q_c = quote(col.name)
     sql = f"SELECT {q_c}, count(*) FROM {quote(t.name)} GROUP BY {q_c}"
     question = f"For each {humanize(col.name)}, how many {humanize(t.name)} entries are there?"
-    return Candidate("group_count", sql, question, [t.name])
+    return TemplateCandidate("group_count", sql, question, [t.name])
 
 
 def _group_aggregate(rng, db):
@@ -403,7 +403,7 @@ def _group_aggregate(rng, db):
     q_c = quote(col.name)
     sql = f"SELECT {q_c}, {agg}({quote(num.name)}) FROM {quote(t.name)} GROUP BY {q_c}"
     question = f"What is the {_AGGS[agg]} {humanize(num.name)} of the {humanize(t.name)} entries for each {humanize(col.name)}?"
-    return Candidate("group_aggregate", sql, question, [t.name])
+    return TemplateCandidate("group_aggregate", sql, question, [t.name])
 
 
 def _group_having(rng, db):
@@ -413,7 +413,9 @@ def _group_having(rng, db):
     q_c = quote(col.name)
     sql = f"SELECT {q_c} FROM {quote(t.name)} GROUP BY {q_c} HAVING count(*) >= {k}"
     question = f"Which {humanize(col.name)} values appear in at least {k} {humanize(t.name)} entries?"
-    return Candidate("group_having", sql, question, [t.name], [f"SELECT {q_c} FROM {quote(t.name)} GROUP BY {q_c}"])
+    return TemplateCandidate(
+        "group_having", sql, question, [t.name], [f"SELECT {q_c} FROM {quote(t.name)} GROUP BY {q_c}"]
+    )
 
 
 def _order_limit(rng, db):
@@ -433,7 +435,7 @@ def _order_limit(rng, db):
         question = (
             f"Show the {_cols_say(proj)} of the {k} {humanize(t.name)} entries with the {most} {humanize(num.name)}."
         )
-    return Candidate("order_limit", sql, question, [t.name])
+    return TemplateCandidate("order_limit", sql, question, [t.name])
 
 
 def _superlative_group(rng, db):
@@ -450,7 +452,7 @@ def _superlative_group(rng, db):
     first = (
         f"SELECT count(*) FROM {quote(t.name)} GROUP BY {q_c} ORDER BY count(*) {'DESC' if desc else 'ASC'} LIMIT 1"
     )
-    return Candidate("superlative_group", sql, question, [t.name], different=[(first, tie_check)])
+    return TemplateCandidate("superlative_group", sql, question, [t.name], different=[(first, tie_check)])
 
 
 def _between(rng, db):
@@ -463,7 +465,7 @@ def _between(rng, db):
     q_t = quote(t.name)
     sql = f"SELECT {_cols_sql(proj)} FROM {q_t} WHERE {quote(num.name)} BETWEEN {literal(lo)} AND {literal(hi)}"
     question = f"List the {_cols_say(proj)} of the {humanize(t.name)} entries whose {humanize(num.name)} is between {_say(lo)} and {_say(hi)}."
-    return Candidate("between", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
+    return TemplateCandidate("between", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
 
 
 def _like(rng, db):
@@ -474,7 +476,7 @@ def _like(rng, db):
     q_t = quote(t.name)
     sql = f"SELECT {_cols_sql(proj)} FROM {q_t} WHERE {quote(col.name)} LIKE '%{word}%'"
     question = f'Which {humanize(t.name)} entries have a {humanize(col.name)} containing "{word}"? Give their {_cols_say(proj)}.'
-    return Candidate("like", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
+    return TemplateCandidate("like", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
 
 
 def _join_parts(rng, db) -> tuple[JoinPath, TableProfile, TableProfile, str]:
@@ -493,7 +495,7 @@ def _join_project(rng, db):
         f"For each {humanize(child.name)} entry, show its {humanize(a.name)} and the {humanize(b.name)} of the "
         f"{humanize(parent.name)} it refers to."
     )
-    return Candidate("join_project", sql, question, [child.name, parent.name])
+    return TemplateCandidate("join_project", sql, question, [child.name, parent.name])
 
 
 def _join_filter(rng, db):
@@ -502,7 +504,7 @@ def _join_filter(rng, db):
     proj = _projection(rng, child)
     sql = f"SELECT {_cols_sql(proj, 'T1')} FROM {source} WHERE {cond}"
     question = f"What are the {_cols_say(proj)} of the {humanize(child.name)} entries whose {humanize(parent.name)} has {say}?"
-    return Candidate(
+    return TemplateCandidate(
         "join_filter", sql, question, [child.name, parent.name], [f"SELECT {_cols_sql(proj, 'T1')} FROM {source}"]
     )
 
@@ -512,7 +514,7 @@ def _join_group(rng, db):
     b = _pick(rng, [c for c in _display_columns(parent) if c.name != join.parent_column] or _display_columns(parent))
     sql = f"SELECT T2.{quote(b.name)}, count(*) FROM {source} GROUP BY T1.{quote(join.child_column)}"
     question = f"For each {humanize(parent.name)}, show its {humanize(b.name)} and the number of {humanize(child.name)} entries it has."
-    return Candidate("join_group", sql, question, [child.name, parent.name])
+    return TemplateCandidate("join_group", sql, question, [child.name, parent.name])
 
 
 def _nested_in(rng, db):
@@ -526,7 +528,9 @@ def _nested_in(rng, db):
         f"(SELECT {quote(join.child_column)} FROM {quote(child.name)} WHERE {cond})"
     )
     question = f"What are the {_cols_say(proj)} of the {humanize(parent.name)} entries that have a {humanize(child.name)} with {say}?"
-    return Candidate("nested_in", sql, question, [parent.name, child.name], [f"SELECT {_cols_sql(proj)} FROM {q_p}"])
+    return TemplateCandidate(
+        "nested_in", sql, question, [parent.name, child.name], [f"SELECT {_cols_sql(proj)} FROM {q_p}"]
+    )
 
 
 def _nested_not_in(rng, db):
@@ -539,7 +543,7 @@ def _nested_not_in(rng, db):
         f"(SELECT {quote(join.child_column)} FROM {quote(child.name)} WHERE {quote(join.child_column)} IS NOT NULL)"
     )
     question = f"Which {humanize(parent.name)} entries have no {humanize(child.name)}? Show their {_cols_say(proj)}."
-    return Candidate(
+    return TemplateCandidate(
         "nested_not_in", sql, question, [parent.name, child.name], [f"SELECT {_cols_sql(proj)} FROM {q_p}"]
     )
 
@@ -555,7 +559,7 @@ def _nested_avg(rng, db):
         f"Which {humanize(t.name)} entries have a {humanize(num.name)} {'above' if above else 'below'} the average "
         f"{humanize(num.name)}? Show their {_cols_say(proj)}."
     )
-    return Candidate("nested_avg", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
+    return TemplateCandidate("nested_avg", sql, question, [t.name], [f"SELECT {_cols_sql(proj)} FROM {q_t}"])
 
 
 def _set_operation(op: str):
@@ -576,12 +580,12 @@ def _set_operation(op: str):
         else:
             question = f"Which {what} values belong to {entries} with {say1} but not to any with {say2}?"
         sql = f"{first} {op} {second}"
-        return Candidate(f"set_{op.lower()}", sql, question, [t.name], [first, second])
+        return TemplateCandidate(f"set_{op.lower()}", sql, question, [t.name], [first, second])
 
     return family
 
 
-FAMILIES: dict[str, Callable[[random.Random, DatabaseProfile], Candidate]] = {
+FAMILIES: dict[str, Callable[[random.Random, DatabaseProfile], TemplateCandidate]] = {
     "filter_numeric": _filter_numeric,
     "filter_text": _filter_text,
     "count_filter": _count_filter,
@@ -615,7 +619,7 @@ def _bag(rows) -> list:
     return sorted(tuple(repr(v) for v in row) for row in rows)
 
 
-def check_candidate(db: DatabaseProfile, candidate: Candidate, *, timeout: float = 10.0):
+def check_candidate(db: DatabaseProfile, candidate: TemplateCandidate, *, timeout: float = 10.0):
     """Execute a candidate and judge its result.
 
     Returns:
@@ -656,7 +660,7 @@ def generate_candidates(
     seen_sql: set[str] | None = None,
     max_attempts_per_candidate: int = 12,
     timeout: float = 10.0,
-) -> tuple[list[Candidate], dict[str, int]]:
+) -> tuple[list[TemplateCandidate], dict[str, int]]:
     """Fill templates from one database until `n` distinct candidates pass the execution checks.
 
     Families take turns (round robin over a seeded shuffle) so that every family that fits the database is
@@ -684,7 +688,7 @@ def generate_candidates(
     seen = seen_sql if seen_sql is not None else set()
     rejected: dict[str, int] = {}
     failures = dict.fromkeys(names, 0)
-    out: list[Candidate] = []
+    out: list[TemplateCandidate] = []
     attempts = 0
     turn = 0
     while len(out) < n and names and attempts < n * max_attempts_per_candidate:

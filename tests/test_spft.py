@@ -13,7 +13,7 @@ from sense_hub.evaluation import judge
 from sense_hub.formats import PAIRS_COLUMNS, validate_record
 from sense_hub.spft import (
     REWARD_COLUMN,
-    Candidate,
+    RoundModel,
     SPFTConfig,
     SPFTTrainer,
     build_round_records,
@@ -99,15 +99,15 @@ def test_execution_reward():
 
 
 def test_select_models_best_is_main_weakest_is_opponent():
-    base = [Candidate(0, "m0", 0.10), Candidate(1, "m1", 0.30), Candidate(2, "m2", 0.05)]
+    base = [RoundModel(0, "m0", 0.10), RoundModel(1, "m1", 0.30), RoundModel(2, "m2", 0.05)]
     main, opponent = select_models(base)
     assert (main.iteration, opponent.iteration) == (1, 2)
 
 
 def test_select_models_single_model_plays_itself_and_ties():
-    main, opponent = select_models([Candidate(0, "m0", 0.0)])
+    main, opponent = select_models([RoundModel(0, "m0", 0.0)])
     assert main.iteration == opponent.iteration == 0
-    main, opponent = select_models([Candidate(0, "m0", 0.2), Candidate(1, "m1", 0.2)])
+    main, opponent = select_models([RoundModel(0, "m0", 0.2), RoundModel(1, "m1", 0.2)])
     assert (main.iteration, opponent.iteration) == (1, 0)
     with pytest.raises(ValueError, match="empty"):
         select_models([])

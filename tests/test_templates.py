@@ -11,7 +11,7 @@ from conftest import make_tiny_db
 from sense_hub.execution import dedup_key, execute
 from sense_hub.sql_templates import (
     FAMILIES,
-    Candidate,
+    TemplateCandidate,
     check_candidate,
     generate_candidates,
     humanize,
@@ -141,7 +141,7 @@ def test_check_candidate_rejects_trivial_sql(tiny_db: Path):
     db = profile_database(tiny_db)
 
     def reason(sql, baselines=(), different=()):
-        return check_candidate(db, Candidate("x", sql, "q?", ["singer"], list(baselines), list(different)))[0]
+        return check_candidate(db, TemplateCandidate("x", sql, "q?", ["singer"], list(baselines), list(different)))[0]
 
     assert reason("SELECT name FROM singer WHERE age > 40") is None
     assert reason("SELECT name FROM singer WHERE age > 100") == "empty_result"

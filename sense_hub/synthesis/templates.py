@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sense_hub.errors import UsageError
 from sense_hub.execution import dedup_key
 from sense_hub.formats import validate_record
-from sense_hub.sql_templates import Candidate, DatabaseProfile, generate_candidates, profile_database
+from sense_hub.sql_templates import DatabaseProfile, TemplateCandidate, generate_candidates, profile_database
 from sense_hub.synthesis.output import normalize_question, open_appenders, resume_output
 from sense_hub.synthesis.statistics import SynthesisStats, classify_difficulty
 
@@ -122,7 +122,7 @@ def parse_question(text: str) -> str | None:
 class _Item:
     id: str
     db: DatabaseProfile
-    candidate: Candidate
+    candidate: TemplateCandidate
     stages: list[str]
     stage: int = 0
     question: str | None = None
