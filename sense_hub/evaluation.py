@@ -269,6 +269,7 @@ def score_examples(
     timeout: float = 30.0,
     workers: int | None = None,
     output: str | Path | None = None,
+    repair_rounds: int = 0,
 ) -> tuple[list[dict], dict]:
     """The one way sense-hub scores a model on held-out questions: one greedy SQL per question, judged.
 
@@ -284,6 +285,8 @@ def score_examples(
         max_new_tokens: the generation budget per SQL.
         metric, keep_distinct, timeout, workers: as in `judge`.
         output: a JSONL file the rows are written to (optional).
+        repair_rounds: repair each answer that does not run first (`sense_hub.repair`; budget `greedy+repair`,
+            not greedy: the summary says so in `budget`); its row keeps the answer before repair in `first_pred`.
 
     Returns:
         `(rows, summary)`.
@@ -291,6 +294,8 @@ def score_examples(
     from sense_hub.generation import GenerationConfig
     from sense_hub.prompts import prompt_for_database
 
+    if repair_rounds < 0:
+        raise ValueError(f"`repair_rounds` must be 0 or more, got {repair_rounds}")
     if prompts is None:
         prompts = [
             prompt_for_database(e.question, path, evidence=getattr(e, "evidence", "") or "")
@@ -307,6 +312,21 @@ def score_examples(
         timeout=timeout,
         workers=workers,
     )
+    first = [g.sqls[0] for g in generated]
+    if repair_rounds:
+        from sense_hub.repair import repair
+
+        fixed = repair(generator, prompts, first, db_paths, rounds=repair_rounds, timeout=timeout)
+        changed = [i for i, one in enumerate(fixed) if one.changed]
+        verdicts = judge(
+            [(db_paths[i], examples[i].sql, fixed[i].sql) for i in changed],
+            metric=metric,
+            keep_distinct=keep_distinct,
+            timeout=timeout,
+            workers=workers,
+        )
+        for i, verdict in zip(changed, verdicts, strict=True):
+            generated[i].sqls[0], generated[i].verdicts[0] = fixed[i].sql, verdict
     rows = [
         {
             "question_id": str(e.question_id),
@@ -316,14 +336,17 @@ def score_examples(
             "pred": g.sqls[0],
             "correct": bool(g.verdicts[0].correct),
             "error": g.verdicts[0].error,
+            **({"first_pred": f} if repair_rounds else {}),
         }
-        for e, g in zip(examples, generated, strict=True)
+        for e, g, f in zip(examples, generated, first, strict=True)
     ]
     if output is not None:
         from sense_hub.records import write_jsonl
 
         write_jsonl(Path(output), rows)
-    return rows, summarize([g.verdicts[0] for g in generated], metric=metric)
+    summary = summarize([g.verdicts[0] for g in generated], metric=metric)
+    summary["budget"] = "greedy+repair" if repair_rounds else "greedy"
+    return rows, summary
 
 
 def execution_accuracy(verdicts: Sequence[Verdict]) -> float:

@@ -98,6 +98,13 @@ class GRPOScriptArguments(SenseScriptArguments):
         metadata={"help": "Also measure the base model's held-out EX before training (for the before/after)."},
     )
     heldout_max_new_tokens: int = field(default=256, metadata={"help": "Tokens generated per held-out question."})
+    heldout_repair_rounds: int = field(
+        default=0,
+        metadata={
+            "help": "Repair held-out answers that do not run before scoring them (budget greedy+repair; 0: plain "
+            "greedy, the published budget)."
+        },
+    )
 
     def __post_init__(self):
         if hasattr(super(), "__post_init__"):
@@ -286,6 +293,7 @@ def heldout_execution_accuracy(
         db_paths=[db_root / r["db_id"] / f"{r['db_id']}.sqlite" for r in rows],
         prompts=[list(r["prompt"]) for r in rows],
         max_new_tokens=script_args.heldout_max_new_tokens,
+        repair_rounds=script_args.heldout_repair_rounds,
         metric=script_args.metric,
         keep_distinct=script_args.keep_distinct,
         timeout=script_args.execution_timeout,

@@ -168,6 +168,13 @@ class SPFTConfig(DPOConfig):
     opponent_temperature: float = field(default=0.0, metadata={"help": "Opponent temperature (0 = greedy)."})
     opponent_top_p: float = field(default=1.0, metadata={"help": "Opponent nucleus sampling top_p."})
     max_new_tokens: int = field(default=256, metadata={"help": "Generation budget per SQL."})
+    eval_repair_rounds: int = field(
+        default=0,
+        metadata={
+            "help": "Repair held-out answers that do not run before scoring a round's model (budget "
+            "greedy+repair; 0: plain greedy)."
+        },
+    )
     generation_backend: str = field(default="transformers", metadata={"help": "Generation backend."})
     generation_batch_size: int = field(default=8, metadata={"help": "Prompts per generation batch."})
     metric: str = field(default="strict", metadata={"help": "strict | spider | bird."})
@@ -474,6 +481,7 @@ def evaluate_model(
         timeout=config.execution_timeout,
         workers=config.execution_workers,
         output=predictions_path,
+        repair_rounds=config.eval_repair_rounds,
     )
     del generator
     _free_memory()

@@ -425,3 +425,22 @@ def test_score_examples_is_the_one_scoring_path(tiny_db, tmp_path):
     ]
     assert summary["n"] == 2 and summary["correct"] == 1 and summary["errors"] == {"runtime": 1}
     assert len((tmp_path / "judged.jsonl").read_text().splitlines()) == 2
+
+
+def test_score_examples_repairs_only_when_asked_and_says_so(tiny_db):
+    from sense_hub.benchmarks import Example
+    from sense_hub.evaluation import score_examples
+
+    class FixesAfterTheError:
+        name = "scripted"
+
+        def generate(self, prompts, config):
+            shown = ["SQLite could not run that query" in p[-1]["content"] for p in prompts]
+            return [["SELECT count(*) FROM singer" if s else "SELECT nope FROM singer"] * config.n for s in shown]
+
+    examples = [Example("q-0", "concert_singer", "How many singers?", "SELECT count(*) FROM singer")]
+    rows, summary = score_examples(FixesAfterTheError(), examples, db_paths=[tiny_db])
+    assert not rows[0]["correct"] and summary["budget"] == "greedy" and "first_pred" not in rows[0]
+    rows, summary = score_examples(FixesAfterTheError(), examples, db_paths=[tiny_db], repair_rounds=1)
+    assert rows[0]["correct"] and summary["budget"] == "greedy+repair" and summary["correct"] == 1
+    assert rows[0]["first_pred"] == "SELECT nope FROM singer"
