@@ -1,6 +1,6 @@
 """Copy the small, expensive outputs of an experiment run into `bench/results/<run>/`, to commit.
 
-A run folder (`bench/sense_experiment.py --out RUN`) holds models (never committed) and the files that cost CPU
+A run folder (`sense-hub experiment`'s `output_dir`) holds models (never committed) and the files that cost CPU
 hours to make: verified strong records, labelled weak samples, pairs, judged predictions. This keeps the latter,
 trimmed to what rebuilding and re-judging need (no prompts), so losing the machine costs only training time:
 

@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("sense_hub.commands.sample", "Sample N weak candidates per question and label them by execution."),
     "pairs": ("sense_hub.commands.pairs", "Build preference pairs from labelled weak samples."),
     "synthesize": ("sense_hub.commands.synthesize", "Synthesize strong data (strong LLM domains or SQL templates)."),
+    "experiment": (
+        "sense_hub.commands.experiment",
+        "Train and score arms of a controlled experiment declared in YAML; paired comparison at the end.",
+    ),
     "spft": ("sense_hub.commands.spft", "Run SPFT-SQL self-play fine-tuning rounds."),
     "quickstart": (
         "sense_hub.commands.quickstart",

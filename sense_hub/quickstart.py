@@ -23,14 +23,14 @@ import json
 import logging
 import math
 import time
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sense_hub.errors import MissingFileError, ResumeError, SenseHubError, UsageError
+from sense_hub import configs
+from sense_hub.configs import check_field_types
+from sense_hub.errors import ResumeError, SenseHubError, UsageError
 from sense_hub.records import read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -197,143 +197,9 @@ _AT_LEAST_ONE = (
 )
 
 
-def _type_name(hint: Any) -> str:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        optional = len(args) < len(typing.get_args(hint))
-        text = " or ".join(_type_name(a) for a in args)
-        return f"{text} or null" if optional else text
-    if typing.get_origin(hint) is list:
-        return "a list of " + {str: "strings", int: "integers", float: "numbers"}.get(args[0], str(args[0]))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
-
-
-def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
-    """Whether `value` fits the type hint, and the value as that type (an int for a float field becomes a float)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            ok, coerced = _coerce(option, value)
-            if ok:
-                return True, coerced
-        return False, value
-    if hint is type(None):
-        return value is None, value
-    if origin is list:
-        if not isinstance(value, list):
-            return False, value
-        (item,) = typing.get_args(hint)
-        coerced = [_coerce(item, v) for v in value]
-        return all(ok for ok, _ in coerced), [v for _, v in coerced]
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string; a typed parser takes it
-            try:
-                value = float(value)
-            except ValueError:
-                return False, value
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return ok, float(value) if ok else value
-    return isinstance(value, hint), value
-
-
-def check_field_types(cls: type, values: dict[str, Any], *, where: dict[str, str] | None = None) -> dict[str, Any]:
-    """Check values against the type hints of a dataclass's fields, the way a typed parser would.
-
-    Booleans are not integers, an integer is a number (and becomes a float), a string is not a list of strings
-    (`db_ids: concert_singer` must be `[concert_singer]`), and NaN or infinity is not a number.
-
-    Args:
-        cls: the dataclass.
-        values: field name -> value (names that are not fields are left alone).
-        where: field name -> where the value came from (`quick.yaml:7`), used in the error.
-
-    Returns:
-        The values, with integers given for float fields turned into floats.
-
-    Raises:
-        UsageError: a value of the wrong type, naming where it came from, the field, the expected type and the value.
-    """
-    hints = typing.get_type_hints(cls)
-    out = dict(values)
-    for f in dataclasses.fields(cls):
-        if f.name not in values:
-            continue
-        ok, coerced = _coerce(hints[f.name], values[f.name])
-        if not ok:
-            place = f"{where[f.name]}: " if where and f.name in where else ""
-            expected = _type_name(hints[f.name])
-            if "list" in expected and isinstance(values[f.name], str):
-                expected += f" (a YAML list: [{values[f.name]}])"
-            raise UsageError(f"{place}`{f.name}` must be {expected}, got {values[f.name]!r}")
-        out[f.name] = coerced
-    return out
-
-
-def _key_lines(text: str, path: Path) -> dict[str, str]:
-    """`key -> "path:line"` for the top-level keys of a YAML mapping (for errors that point at the line)."""
-    import yaml
-
-    node = yaml.compose(text)
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {key.value: f"{path}:{key.start_mark.line + 1}" for key, _ in node.value if isinstance(key.value, str)}
-
-
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> QuickstartConfig:
-    """Read a YAML config (if any) and apply command-line overrides; every value is checked before any work starts.
-
-    Raises:
-        MissingFileError: the config file does not exist.
-        UsageError: the YAML does not parse, is not a mapping, has unknown keys, or a value of the wrong type or
-            out of range (naming the file, line and field).
-    """
-    values: dict[str, Any] = {}
-    where: dict[str, str] = {}
-    if path is not None:
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise MissingFileError(f"config file {path} does not exist")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from err
-        try:
-            loaded = yaml.safe_load(text) or {}
-            where = _key_lines(text, path)
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-            problem = err.problem or err.context
-            if err.context and err.context_mark and err.problem:
-                problem = f"{err.context} at line {err.context_mark.line + 1}: {err.problem}"
-            raise UsageError(f"{place}: not valid YAML ({problem}); fix the YAML syntax") from err
-        except yaml.YAMLError as err:
-            raise UsageError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
-        if not isinstance(loaded, dict):
-            raise UsageError(f"{path}: expected a mapping of QuickstartConfig fields, got {type(loaded).__name__}")
-        known = {f.name for f in dataclasses.fields(QuickstartConfig)}
-        unknown = sorted(set(map(str, loaded)) - known)
-        if unknown:
-            raise UsageError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-        values.update(loaded)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    values.update(overrides)
-    for name in overrides:
-        where[name] = f"--{name.replace('_', '-')}"
-    values = check_field_types(QuickstartConfig, values, where=where)
-    try:
-        return QuickstartConfig(**values)
-    except UsageError as err:
-        field_name = next((n for n in where if f"`{n}`" in str(err)), None)
-        if field_name is None:
-            raise
-        raise UsageError(f"{where[field_name]}: {err}") from err
+    """Read a YAML config of `QuickstartConfig` fields (if any) and apply command-line overrides (`configs.load`)."""
+    return configs.load(QuickstartConfig, path, overrides)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 ACCELERATE = sorted((RECIPES / "accelerate").glob("*.yaml"))
-MODEL_RECIPES = sorted(p for p in RECIPES.glob("*/*.yaml") if p.parent.name != "accelerate")
+MODEL_RECIPES = sorted(p for p in RECIPES.glob("*/*.yaml") if p.parent.name not in ("accelerate", "experiments"))
 GPU_FREE = ["--use_cpu", "true"]  # bf16 recipes validate only where bf16 is possible; CPU autocast accepts it
 
 
