@@ -520,6 +520,67 @@ def model_card(
     return str(card)
 
 
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that made a model, as its card shows it: `accelerate launch recipes/<x>.py ...` for a recipe
+    (however it was started), this process's command line otherwise."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv if argv is None else argv)
+    script = argv[0] if argv else ""
+    if script.endswith(".py") and Path(script).parent.name == "recipes":
+        return "accelerate launch " + shlex.join([f"recipes/{Path(script).name}", *argv[1:]])
+    return shlex.join(argv)
+
+
+def write_model_card(
+    output_dir: str | Path,
+    *,
+    base_model: str,
+    datasets: list[str],
+    recipe: str,
+    hyperparameters: Mapping[str, Any],
+    results: list[Mapping[str, Any]],
+    command: str | None = None,
+    sections: Mapping[str, str] | None = None,
+    model_name: str | None = None,
+    model_id: str | None = None,
+    tags: Sequence[str] = (),
+) -> Path | None:
+    """The one way sense-hub writes a model card: `output_dir/README.md`, on the main process only.
+
+    Renders `model_card` (the command defaults to `command_line()`, the name to the folder's) and puts each of
+    `sections` (heading -> markdown) before the citation. Scores measured later go in with `add_results`.
+
+    Returns:
+        The card's path, or None on the other processes of a distributed run (they write nothing).
+    """
+    from sense_hub.terminal import is_main_process
+
+    if not is_main_process():
+        return None
+    output_dir = Path(output_dir)
+    text = model_card(
+        model_name=model_name or output_dir.resolve().name or f"sense-{recipe}",
+        base_model=base_model,
+        datasets=datasets,
+        recipe=recipe,
+        command=command or command_line(),
+        hyperparameters=hyperparameters,
+        results=results,
+        model_id=model_id,
+        tags=tags,
+    )
+    for heading, body in (sections or {}).items():
+        head, mark, tail = text.partition("\n## Citation")
+        section = f"\n## {heading}\n\n{body.strip()}\n"
+        text = head.rstrip("\n") + "\n" + section + "\n" + mark.lstrip("\n") + tail if mark else text + section
+    path = output_dir / "README.md"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def _eval_results(results: Sequence[Mapping[str, Any]]) -> list[Any]:
     """`model_card` results as huggingface_hub `EvalResult`s (the card's `model-index`), checked."""
     from huggingface_hub import EvalResult
@@ -554,12 +615,21 @@ def _eval_results(results: Sequence[Mapping[str, Any]]) -> list[Any]:
     return eval_results
 
 
-def add_results(card_path: str | Path, results: Sequence[Mapping[str, Any]], *, section: str, body: str) -> None:
-    """Add scores to a model card written earlier (a recipe's), keeping the rest of it.
+def add_results(
+    card_path: str | Path,
+    results: Sequence[Mapping[str, Any]],
+    *,
+    section: str,
+    body: str,
+    base_model: str | None = None,
+    datasets: Sequence[str] | None = None,
+) -> None:
+    """Add scores to a model card written earlier (by `write_model_card`), keeping the rest of it.
 
     Each result (as in `model_card`) replaces the card's `model-index` entry for the same dataset and metric, or
     is added; the `## {section}` part of the text is replaced by `body` (or appended), so running it again after
-    a new score leaves one copy.
+    a new score leaves one copy. `base_model` and `datasets`, when given and Hub ids, set the card's metadata (a
+    pipeline that publishes its models knows their Hub names only after training).
 
     Raises:
         ValueError: a result lacks a field or its value is not a number in [0, 1].
@@ -573,6 +643,10 @@ def add_results(card_path: str | Path, results: Sequence[Mapping[str, Any]], *, 
     kept = [r for r in card.data.eval_results or [] if (r.dataset_name, r.metric_type) not in keys]
     card.data.eval_results = kept + new or None
     card.data.model_name = card.data.model_name or path.parent.name  # the model-index needs a name
+    if base_model is not None and is_hub_id(base_model):
+        card.data.base_model = base_model
+    if datasets is not None and [d for d in datasets if is_hub_id(d)]:
+        card.data.datasets = [d for d in datasets if is_hub_id(d)]
     heading = f"## {section}"
     text = card.text
     if heading in text:

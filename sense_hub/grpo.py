@@ -38,7 +38,7 @@ from sense_hub.training import (
     resolve_model_name,
     save_trained_model,
     strong_to_sft,
-    write_model_card,
+    write_training_card,
 )
 
 __all__ = [
@@ -362,12 +362,10 @@ def _heldout_result(summary: Mapping[str, Any], *, dataset: str, split: str) -> 
     return eval_summary_to_result(summary, dataset_name=f"held-out {split} split", dataset_id=dataset_id)
 
 
-def _card_section(script_args, training_args, results: Mapping[str, Any], curve_png: Path | None) -> str:
+def _card_section(script_args, training_args, results: Mapping[str, Any], curve_png: Path | None) -> tuple[str, str]:
+    """The card's GRPO section: (heading, markdown) with the rewards, settings, reward summary and curve."""
     weights = training_args.reward_weights or [1.0] * len(script_args.reward_funcs)
     lines = [
-        "",
-        "## GRPO with execution rewards",
-        "",
         f"Rewards (metric `{script_args.metric}`, {script_args.execution_timeout:g} s timeout per query):",
         "",
         "| reward | weight | what it gives |",
@@ -394,15 +392,7 @@ def _card_section(script_args, training_args, results: Mapping[str, Any], curve_
             lines.append(f"Held-out EX, {label}: {s['execution_accuracy']:.3f} ({s['correct']}/{s['n']}).")
     if curve_png is not None:
         lines += ["", f"![Mean reward per step]({curve_png.name})"]
-    return "\n".join(lines) + "\n"
-
-
-def _insert_card_section(card: Path, section: str) -> None:
-    """Put `section` before the card's `## Citation` heading (at the end when there is none)."""
-    text = card.read_text(encoding="utf-8")
-    head, mark, tail = text.partition("\n## Citation")
-    text = head.rstrip("\n") + "\n" + section + "\n" + mark.lstrip("\n") + tail if mark else text + section
-    card.write_text(text, encoding="utf-8")
+    return "GRPO with execution rewards", "\n".join(lines) + "\n"
 
 
 def _heldout_rows(script_args: GRPOScriptArguments) -> list[dict]:
@@ -472,15 +462,15 @@ def run_grpo(
         curve_png = None
         if curve:
             curve_png = render_reward_curve(curve, path=output_dir / CURVE_FILE, title=f"GRPO: {output_dir.name}")
-        card = write_model_card(
+        write_training_card(
             output_dir,
             script_args=script_args,
             training_args=training_args,
             model_args=model_args,
             stage="grpo",
             results=card_results,
+            sections=dict([_card_section(script_args, training_args, results, curve_png)]),
         )
-        _insert_card_section(card, _card_section(script_args, training_args, results, curve_png))
         if push:
             from sense_hub.hub import push_model_folder
 

@@ -558,7 +558,10 @@ class Pipeline:
         from sense_hub import training
 
         script = training.SenseScriptArguments(
-            dataset_name=str(dataset), db_root=str(self.layout.databases), merge_lora=self.config.lora
+            dataset_name=str(dataset),
+            db_root=str(self.layout.databases),
+            merge_lora=self.config.lora,
+            hub_repo_id=f"{self.config.push_to_hub or 'sense'}/{output_dir.name}",  # the card's name and usage
         )
         model_args = ModelConfig(model_name_or_path=base, dtype="float32")
         if self.config.lora:
@@ -627,7 +630,7 @@ class Pipeline:
         return self._evaluate(str(self.layout.model("sense-cdpo")), "cdpo")
 
     def stage_report(self) -> dict[str, Any]:
-        from sense_hub.cards import model_card
+        from sense_hub.cards import add_results, write_model_card
 
         done = self.state.done
         report = {
@@ -663,36 +666,42 @@ class Pipeline:
         from sense_hub.models import hub_model_id
 
         base = hub_model_id(self.config.model)
-        command = f"sense-hub quickstart --output-dir {self.layout.root}"
         for name, train_stage, eval_stage, base_model, dataset, recipe in (
             ("sense-sft", "sft", "eval_sft", base, "strong", "sft"),
             ("sense-cdpo", "cdpo", "eval_cdpo", f"{org}/sense-sft", "pairs", "cdpo"),
         ):
-            text = model_card(
-                model_name=name,
-                model_id=f"{org}/{name}",
+            card = self.layout.model(name) / "README.md"
+            if not card.is_file():  # training writes it; a folder from an older run may lack one
+                write_model_card(
+                    card.parent,
+                    base_model=base_model,
+                    datasets=[f"{org}/{dataset}"],
+                    recipe=recipe,
+                    hyperparameters=done[train_stage]["hyperparameters"],
+                    results=[],
+                    model_id=f"{org}/{name}",
+                )
+            result = {
+                "dataset": eval_name,
+                "dataset_id": f"{org}/strong",
+                "metric": "execution_accuracy",
+                "value": done[eval_stage]["execution_accuracy"],
+                "fingerprints": done[eval_stage].get("fingerprints"),  # absent in a run from before them
+            }
+            body = (
+                f"`sense-hub compare` over the judged predictions in `work/judged-*.jsonl` ({paired['n']} questions):"
+                "\n\n" + paired["markdown"]
+                if paired is not None
+                else f"Execution accuracy on {eval_name}: {result['value']:.3f}."
+            )
+            add_results(
+                card,
+                [result],
+                section="Held-out questions, every stage (paired)",
+                body=body,
                 base_model=base_model,
                 datasets=[f"{org}/{dataset}"],
-                recipe=recipe,
-                command=command,
-                hyperparameters=done[train_stage]["hyperparameters"],
-                results=[
-                    {
-                        "dataset": eval_name,
-                        "dataset_id": f"{org}/strong",
-                        "metric": "execution_accuracy",
-                        "value": done[eval_stage]["execution_accuracy"],
-                        "fingerprints": done[eval_stage].get("fingerprints"),  # absent in a run from before them
-                    }
-                ],
             )
-            if paired is not None:
-                text += (
-                    "\n## Held-out questions, every stage (paired)\n\n"
-                    f"`sense-hub compare` over the judged predictions in `work/judged-*.jsonl` "
-                    f"({paired['n']} questions):\n\n" + paired["markdown"]
-                )
-            (self.layout.model(name) / "README.md").write_text(text, encoding="utf-8")
         return dict(report["execution_accuracy"])
 
     def paired_results(self) -> dict[str, Any] | None:

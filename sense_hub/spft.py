@@ -39,8 +39,6 @@ import gc
 import json
 import logging
 import random
-import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -822,7 +820,8 @@ def _finish(
     )
     logger.info("SPFT best model: iteration %d, held-out EX %.4f, %s", best.iteration, best.accuracy, best.path)
     card_dir = Path(best.path) if best.iteration > 0 else output_dir
-    card = _model_card(
+    _write_card(
+        card_dir,
         rows=rows,
         best=best,
         script_args=script_args,
@@ -830,31 +829,26 @@ def _finish(
         model_args=model_args,
         held_out=held_out,
     )
-    (card_dir / "README.md").write_text(card, encoding="utf-8")
     if training_args.push_to_hub and training_args.hub_model_id:
         from sense_hub.hub import push_model_folder
 
         push_model_folder(best.path, repo_id=training_args.hub_model_id, private=bool(training_args.hub_private_repo))
 
 
-_CARD_HYPERPARAMETERS = (
+# SPFT's own settings, added to the card's hyperparameter table (`training.card_hyperparameters`)
+_SPFT_HYPERPARAMETERS = (
     "rounds",
     "error_driven",
     "skip_correct_opponent_samples",
     "beta",
-    "learning_rate",
-    "max_steps",
-    "num_train_epochs",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
     "opponent_temperature",
     "max_new_tokens",
     "metric",
-    "seed",
 )
 
 
-def _model_card(
+def _write_card(
+    card_dir: Path,
     *,
     rows: Sequence[Mapping[str, Any]],
     best: RoundModel,
@@ -862,13 +856,13 @@ def _model_card(
     training_args: Any,
     model_args: Any,
     held_out: Sequence[Any],
-) -> str:
-    from sense_hub.cards import model_card
+) -> None:
+    """The best round's model card, through the one card writer, with the rounds table as its own section."""
     from sense_hub.evaluation import input_fingerprints
+    from sense_hub.training import write_training_card
 
     held_out_size = len(held_out)
     held_out_name = script_args.eval_file or f"{held_out_size} questions held out of {script_args.train_file}"
-    dataset = script_args.dataset_name or str(script_args.train_file)
     results = [
         {
             "dataset": f"held-out ({held_out_name})",
@@ -880,30 +874,26 @@ def _model_card(
             )[0],
         }
     ]
-    hyperparameters = {name: getattr(training_args, name) for name in _CARD_HYPERPARAMETERS}
-    from sense_hub.models import hub_model_id
-
-    text = model_card(
-        model_name=(training_args.hub_model_id or "").split("/")[-1] or Path(training_args.output_dir).name,
-        base_model=hub_model_id(str(model_args.model_name_or_path)),
-        datasets=[dataset],
-        recipe="spft",
-        command=" ".join(shlex.quote(a) for a in sys.argv) or "sense_hub.spft.run_spft",
-        hyperparameters=hyperparameters,
-        results=results,
-        tags=["spft-sql", "self-play"],
+    rounds = (
+        "Trained with SPFT-SQL self-play fine-tuning (Zhang et al., 2025): each round the main model learns to "
+        "prefer the gold SQL over the opponent's SQL with SPIN's logistic loss, weighted by the opponent SQL's "
+        "execution reward (1 when its result differs from gold, 0 when it matches: correct SQL is never pushed "
+        "down). Main = the best model of the base by held-out execution accuracy, opponent = the weakest (also the "
+        "reference model of the loss). Round 0 is the starting model. This card belongs to iteration "
+        f"{best.iteration}.\n\n" + rounds_table(rows) + "\n"
     )
-    return (
-        text.rstrip()
-        + "\n\n## SPFT-SQL self-play rounds\n\n"
-        + "Trained with SPFT-SQL self-play fine-tuning (Zhang et al., 2025): each round the main model learns to "
-        + "prefer the gold SQL over the opponent's SQL with SPIN's logistic loss, weighted by the opponent SQL's "
-        + "execution reward (1 when its result differs from gold, 0 when it matches: correct SQL is never pushed "
-        + "down). Main = the best model of the base by held-out execution accuracy, opponent = the weakest (also the "
-        + "reference model of the loss). Round 0 is the starting model. This card belongs to iteration "
-        + f"{best.iteration}.\n\n"
-        + rounds_table(rows)
-        + "\n"
+    write_training_card(
+        card_dir,
+        script_args=script_args,
+        training_args=training_args,
+        model_args=model_args,
+        stage="spft",
+        results=results,
+        datasets=[script_args.dataset_name or str(script_args.train_file)],
+        sections={"SPFT-SQL self-play rounds": rounds},
+        extra_hyperparameters={name: getattr(training_args, name) for name in _SPFT_HYPERPARAMETERS},
+        tags=("spft-sql", "self-play"),
+        model_name=Path(training_args.output_dir).name if not training_args.hub_model_id else None,
     )
 
 

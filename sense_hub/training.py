@@ -9,7 +9,7 @@ Everything else lives here so that other stages (the quickstart, self-play fine-
 - `load_records`, `build_dataset`: a JSONL file, a local Hub-layout folder or a Hub id -> TRL-ready `Dataset`s.
 - `CDPOConfig`: `trl.DPOConfig` plus `cdpo_epsilon` (exact cDPO) and `preference_loss` (cdpo, dpo, ipo, simpo,
   orpo, kto chosen by name).
-- `build_sft_trainer`, `build_preference_trainer`: the trainers; `save_trained_model` + `write_model_card`.
+- `build_sft_trainer`, `build_preference_trainer`: the trainers; `save_trained_model` + `write_training_card`.
 
 This module imports `trl` (and through it `transformers`) at import time because `CDPOConfig` subclasses
 `trl.DPOConfig`; only training code imports it.
@@ -21,8 +21,6 @@ import dataclasses
 import json
 import logging
 import math
-import shlex
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -674,14 +672,6 @@ def load_eval_results(paths: Sequence[str] | None) -> list[dict]:
     return results
 
 
-def _command_line() -> str:
-    argv = list(sys.argv)
-    script = argv[0] if argv else ""
-    if script.endswith(".py") and Path(script).parent.name == "recipes":
-        return "accelerate launch " + shlex.join([f"recipes/{Path(script).name}", *argv[1:]])
-    return shlex.join(argv)
-
-
 def card_hyperparameters(training_args, model_args: ModelConfig) -> dict[str, Any]:
     """The hyperparameters a model card lists (optimizer, schedule, batch, sequence length, LoRA, loss)."""
     world = max(1, getattr(training_args, "world_size", 1))
@@ -718,51 +708,59 @@ def card_hyperparameters(training_args, model_args: ModelConfig) -> dict[str, An
     return {k: v for k, v in hp.items() if v is not None}
 
 
-def write_model_card(
+def write_training_card(
     output_dir: str | Path,
     *,
-    script_args: SenseScriptArguments,
+    script_args,
     training_args,
     model_args: ModelConfig,
     stage: str,
-    command: str | None = None,
     results: list[dict] | None = None,
-) -> Path:
-    """Write `output_dir/README.md`: base model, datasets, recipe and command, hyperparameters, model-index results.
+    datasets: list[str] | None = None,
+    sections: dict[str, str] | None = None,
+    extra_hyperparameters: dict[str, Any] | None = None,
+    tags: tuple[str, ...] = (),
+    model_name: str | None = None,
+) -> Path | None:
+    """The card of a model a recipe trained, through `cards.write_model_card` (main process only).
 
     Args:
         output_dir: the saved model folder.
-        script_args: dataset and `eval_summary` (read into results unless `results` is given).
-        training_args: the trainer config (hyperparameters).
+        script_args: dataset, `eval_summary` (read into results unless `results` is given), `hub_repo_id`.
+        training_args: the trainer config (`card_hyperparameters`).
         model_args: the base model and LoRA settings.
-        stage: "sft" or the preference loss name ("cdpo", ...): the card's recipe.
-        command: the command that trained it (defaults to this process's command line).
+        stage: "sft", "cdpo", "grpo", "spft": the card's recipe.
         results: model-index results; defaults to `load_eval_results(script_args.eval_summary)`.
+        datasets: the training data (default: `script_args.dataset_name`).
+        sections: heading -> markdown, put before the citation (GRPO's rewards, SPFT's rounds).
+        extra_hyperparameters: the recipe's own settings, added to the table.
+        tags: extra card tags.
+        model_name: the card's model name (default: the folder's name, or the Hub repo's).
     """
-    from sense_hub.cards import model_card
+    from sense_hub.cards import write_model_card
     from sense_hub.models import hub_model_id
 
-    output_dir = Path(output_dir)
-    base_model = hub_model_id(model_args.model_name_or_path or "")
-    text = model_card(
-        model_name=output_dir.resolve().name or f"sense-{stage}",
-        base_model=base_model,
-        datasets=[script_args.dataset_name] if script_args.dataset_name else [],
+    dataset = getattr(script_args, "dataset_name", None)
+    model_id = getattr(script_args, "hub_repo_id", None) or getattr(training_args, "hub_model_id", None)
+    return write_model_card(
+        output_dir,
+        base_model=hub_model_id(model_args.model_name_or_path or ""),
+        datasets=datasets if datasets is not None else [dataset] if dataset else [],
         recipe=stage,
-        command=command or _command_line(),
-        hyperparameters=card_hyperparameters(training_args, model_args),
-        results=results if results is not None else load_eval_results(script_args.eval_summary),
+        hyperparameters={**card_hyperparameters(training_args, model_args), **(extra_hyperparameters or {})},
+        results=results if results is not None else load_eval_results(getattr(script_args, "eval_summary", None)),
+        sections=sections,
+        model_id=model_id,
+        model_name=model_name or (model_id.split("/")[-1] if model_id else None),
+        tags=tags,
     )
-    path = output_dir / "README.md"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def _finish(trainer, script_args, training_args, model_args, *, stage: str, push: bool) -> Path:
     output_dir = save_trained_model(trainer, training_args.output_dir, merge_lora=script_args.merge_lora)
     if trainer.accelerator.is_main_process:
         trainer.state.save_to_json(str(Path(output_dir) / "trainer_state.json"))  # the log history
-        write_model_card(
+        write_training_card(
             output_dir, script_args=script_args, training_args=training_args, model_args=model_args, stage=stage
         )
         if push:

@@ -269,3 +269,30 @@ def test_training_card_carries_the_eval_summary_fingerprints(tmp_path):
     (result,) = load_eval_results([f"spider={path}"])
     assert result["fingerprints"] == fp
     assert ModelCard(render_model_card(results=[result])).data.eval_results[0].dataset_args["fingerprints"] == fp
+
+
+def test_write_model_card_puts_sections_before_the_citation_on_the_main_process_only(tmp_path, monkeypatch):
+    from sense_hub.cards import command_line, write_model_card
+
+    kwargs = {
+        "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "datasets": ["sense/strong"],
+        "recipe": "sft",
+        "hyperparameters": {"learning_rate": 2e-5},
+        "results": RESULTS,
+        "sections": {"My section": "Rounds: 2."},
+    }
+    monkeypatch.setenv("RANK", "1")
+    assert write_model_card(tmp_path / "rank1", **kwargs) is None
+    assert not (tmp_path / "rank1").exists()
+    monkeypatch.setenv("RANK", "0")
+    path = write_model_card(tmp_path / "sense-sft", **kwargs)
+    card = ModelCard.load(path)
+    assert card.data.model_name == "sense-sft" and card.data.eval_results
+    assert card.text.index("## My section") < card.text.index("## Citation")
+    assert "| `learning_rate` | `2e-05` |" in card.text
+    # however a recipe is started, its card names the launcher command
+    assert (
+        command_line(["/x/recipes/sft.py", "--config", "a b.yaml"])
+        == "accelerate launch recipes/sft.py --config 'a b.yaml'"
+    )
