@@ -2,9 +2,9 @@
 
 Usage:
     accelerate launch recipes/spft.py --config recipes/smollm2-135m/spft.yaml \\
-        --train_file TRAIN.jsonl --db_root DBS --eval_size 8 --max_steps 2
+        --dataset_name TRAIN.jsonl --db_root DBS --eval_size 8 --max_steps 2
     accelerate launch --config_file recipes/accelerate/zero3.yaml recipes/spft.py \\
-        --config recipes/qwen2.5-coder-7b/spft.yaml --train_file TRAIN.jsonl --eval_file HELDOUT.jsonl --db_root DBS
+        --config recipes/qwen2.5-coder-7b/spft.yaml --dataset_name TRAIN.jsonl --eval_dataset_name HELDOUT.jsonl --db_root DBS
 
 TRAIN.jsonl has `question`, `sql` (gold) and `db_id` per line (strong records work as they are). Each round writes
 `OUTPUT_DIR/round_NN/` (state.json, data.jsonl, model/); rerunning the same command resumes where it stopped.

@@ -210,29 +210,46 @@ def load_benchmark(name: str, *, root: Path) -> ExampleList:
     return _finish(name, examples, source=str(path), db_roots=benchmark_db_roots(name, root=root))
 
 
-def load_examples(path: Path, *, name: str | None = None) -> ExampleList:
-    """Load questions from a JSON list or a JSONL file of your own (a dataset split, strong records).
+def load_examples(
+    path: str | Path, *, name: str | None = None, config: str | None = None, split: str = "train"
+) -> ExampleList:
+    """Load questions of your own: a JSON list or JSONL file, a Hub-layout dataset folder or a Hub dataset id.
 
     Each record needs `question`, `db_id` and the gold SQL as `sql` (or `query` / `SQL`); `evidence` is
     optional. The id is the record's `question_id` or `id` (strong records) when present, else
-    `"<name>-<index>"` with `name` defaulting to the file's stem.
+    `"<name>-<index>"` with `name` defaulting to the file's (or folder's) stem.
 
     Args:
-        path: the `.json` or `.jsonl` file.
+        path: the `.json` or `.jsonl` file, a dataset folder or `org/name` (read by `records.load_records`).
         name: the id prefix for records without an id.
+        config: the dataset config (folders and Hub ids).
+        split: the split (folders and Hub ids).
 
     Raises:
         BenchmarkError: a missing file, a line that is not JSON, a missing field or a repeated id (the message
             names the file, the line and the field).
     """
+    source = str(path)
     path = Path(path)
-    if not path.is_file():
-        raise BenchmarkError(f"{path}: no such file; pass a JSON or JSONL file with question, sql and db_id")
     prefix = name or path.stem
-    if path.suffix == ".json":
+    if path.is_file() and path.suffix == ".json":
         rows = [(f"{path} record {i}", i, row) for i, row in enumerate(_read_json_list(path), 1)]
-    else:
+    elif path.is_file():
         rows = [(f"{path}:{n}", n, row) for n, row in iter_jsonl(path, error=BenchmarkError)]
+    elif path.is_dir() or (source.count("/") == 1 and not source.startswith((".", "/", "~"))):
+        from sense_hub.records import load_records
+
+        try:
+            records = load_records(source, config=config, split=split, error=BenchmarkError)
+        except BenchmarkError:
+            raise
+        except Exception as err:  # a folder or Hub id datasets cannot read
+            raise BenchmarkError(f"{source}: cannot read it as a dataset ({err}); pass a JSONL file") from err
+        rows = [(f"{source} {split} row {i}", i, row) for i, row in enumerate(records, 1)]
+    else:
+        raise BenchmarkError(
+            f"{path}: no such file; pass a JSON or JSONL file with question, sql and db_id (or a dataset folder)"
+        )
     examples, seen = [], {}
     for i, (where, number, row) in enumerate(rows):
         qid = row.get("question_id", row.get("id"))

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_logged(name: str, module, args: argparse.Namespace) -> object:
     """Run a command; a long one shows one line on the terminal and writes the rest to a log beside its output."""
-    log_path = log_file_for(name, args)
+    log_path = log_file_for(name, args, module)
     if log_path is None:
         return module.run_cli(args)
     from sense_hub.terminal import capture_to_log
@@ -105,36 +105,18 @@ def _run_logged(name: str, module, args: argparse.Namespace) -> object:
     return result
 
 
-def log_file_for(name: str, args: argparse.Namespace) -> Path | None:
-    """The log file of a long command (`sample`, `predict`, `synthesize`, `spft`), in its output folder, or None.
+def log_file_for(name: str, args: argparse.Namespace, module=None) -> Path | None:
+    """The log file of a long command, in its output folder, or None.
 
-    `--output weak.jsonl` logs to `weak.log`; `spft` logs to `<output_dir>/spft.log`. The quickstart opens its own
-    (`DIR/quickstart.log`) once its config is read.
+    `sample|predict|synthesize --output weak.jsonl` logs to `weak.log`; a command module with a `log_file(args)`
+    function names its own (`spft`: `<output_dir>/spft.log`, from the arguments its parser read). The quickstart
+    opens its own (`DIR/quickstart.log`) once its config is read.
     """
     if name in ("sample", "predict", "synthesize") and getattr(args, "output", None):
         output = Path(args.output)
         return output.with_name(output.name + ".log") if output.suffix == ".log" else output.with_suffix(".log")
-    if name == "spft":
-        output_dir = _option_value(getattr(args, "extra", []), "--output_dir")
-        if output_dir is None and getattr(args, "config", None) and Path(args.config).is_file():
-            import yaml
-
-            try:
-                config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
-            except (yaml.YAMLError, UnicodeDecodeError):
-                return None  # the command itself reports the broken file
-            output_dir = config.get("output_dir") if isinstance(config, dict) else None
-        return Path(str(output_dir)) / "spft.log" if output_dir else None
-    return None
-
-
-def _option_value(argv: list[str], option: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg in (option, option.replace("_", "-")) and i + 1 < len(argv):
-            return argv[i + 1]
-        for spelling in (option, option.replace("_", "-")):
-            if arg.startswith(spelling + "="):
-                return arg.split("=", 1)[1]
+    if module is not None and hasattr(module, "log_file"):
+        return module.log_file(args)
     return None
 
 

@@ -635,7 +635,7 @@ class Experiment:
         if arm.recipe in ("sft", "cdpo"):
             options.update(_checkpointing(out, c.save_steps))
         if arm.recipe == "spft":
-            options.update(train_file=data, db_root=self.db_root)
+            options.update(dataset_name=data, db_root=self.db_root)
         else:
             options["dataset_name"] = data
             if arm.recipe != "cdpo":

@@ -25,6 +25,7 @@ from typing import Any
 
 from trl import GRPOConfig, ModelConfig
 
+from sense_hub.records import load_records
 from sense_hub.rewards import REWARDS, ExecutionScorer, get_reward_funcs
 from sense_hub.training import (
     SenseScriptArguments,
@@ -32,7 +33,6 @@ from sense_hub.training import (
     _default_db_root,
     _train,
     load_eval_results,
-    load_records,
     model_init_kwargs,
     peft_and_quantization,
     resolve_model_name,
@@ -188,7 +188,9 @@ def build_grpo_dataset(script_args: GRPOScriptArguments, *, split: str | None = 
     if not script_args.dataset_name:
         raise TrainingDataError("no training data: pass --dataset_name (JSONL file, dataset folder or Hub id)")
     split = split or script_args.dataset_train_split
-    records = load_records(script_args.dataset_name, config=script_args.dataset_config, split=split)
+    records = load_records(
+        script_args.dataset_name, config=script_args.dataset_config, split=split, error=TrainingDataError
+    )
     rows = grpo_records(records, db_root=_default_db_root(script_args))
     if split == script_args.dataset_train_split and script_args.max_train_samples:
         rows = rows[: script_args.max_train_samples]

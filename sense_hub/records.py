@@ -33,6 +33,7 @@ __all__ = [
     "append_jsonl",
     "dumps_line",
     "iter_jsonl",
+    "load_records",
     "loads",
     "read_complete_jsonl",
     "read_jsonl",
@@ -246,3 +247,49 @@ class JsonlAppender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def load_records(
+    source: str | Path,
+    *,
+    config: str | None = None,
+    split: str = "train",
+    error: type[SenseHubError] = RecordError,
+) -> list[dict]:
+    """The one loader of a stage's data: records from a JSONL/JSON file, a local Hub-layout dataset folder, or a
+    Hub dataset id (SFT, cDPO, GRPO and SPFT data, `benchmarks.load_examples` for folders and Hub ids).
+
+    Args:
+        source: the file, folder or `org/name`.
+        config: the dataset config name (folders and Hub ids).
+        split: the split to read (folders and Hub ids; a file is the `train` split). A missing split gives `[]`.
+        error: the error class for a bad file (named by file and line number).
+
+    Raises:
+        error: an unreadable JSONL line or JSON file.
+    """
+    path = Path(source)
+    if path.is_file() and path.suffix in {".jsonl", ".json"}:
+        if split != "train":
+            return []
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json" and text.lstrip().startswith("["):
+            try:
+                return list(json.loads(text))
+            except json.JSONDecodeError as err:
+                raise error(f"{path}: not valid JSON ({err}); expected a list of records") from err
+        return read_jsonl(path, error=error, fix="one JSON record per line")
+    if path.is_dir():
+        # datasets' cache keys a local folder by its name, not its path: two runs' `datasets/pairs` would share
+        # (stale) rows. `load_local` reads the config's files by absolute path.
+        from sense_hub.hub import known_configs, load_local
+
+        names = known_configs(path)
+        dataset = load_local(path, config or ("default" if "default" in names or not names else names[0]))
+    else:
+        from datasets import load_dataset
+
+        dataset = load_dataset(str(source), name=config)
+    if split not in dataset:
+        return []
+    return [dict(row) for row in dataset[split]]

@@ -111,23 +111,37 @@ class SPFTScriptArguments:
     """Data for the self-play rounds.
 
     Args:
-        train_file: JSON/JSONL of `question`, `sql` (gold) and `db_id` (+ optional `evidence`, `question_id`).
-        eval_file: the held-out split used to pick the best model; when absent, `eval_size` questions are held
-            out of `train_file`.
+        dataset_name: the training questions, read like every stage's data (`records.load_records`): a JSON/JSONL
+            file, a Hub-layout dataset folder or a Hub id, with `question`, `sql` (gold) and `db_id` (+ optional
+            `evidence`, `question_id`).
+        dataset_config: the dataset config (folders and Hub ids).
+        eval_dataset_name: the held-out questions used to pick the best model (the same kinds of source); when
+            absent, `eval_size` questions are held out of `dataset_name`.
         db_root: folder holding `<db_id>/<db_id>.sqlite`.
-        eval_size: how many questions to hold out of `train_file` when there is no `eval_file`.
+        eval_size: how many questions to hold out of `dataset_name` when there is no `eval_dataset_name`.
         max_train_examples: use at most this many training questions (0 = all).
-        dataset_name: how the model card names the training data (a Hub dataset id or a description).
     """
 
-    train_file: str | None = field(default=None, metadata={"help": "JSON/JSONL of question, sql, db_id."})
-    eval_file: str | None = field(default=None, metadata={"help": "Held-out JSON/JSONL (picks the best model)."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Training questions: JSON/JSONL file, dataset folder or Hub id."}
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset config (folders and Hub ids)."})
+    eval_dataset_name: str | None = field(
+        default=None, metadata={"help": "Held-out questions (picks the best model); same kinds as dataset_name."}
+    )
     db_root: str | None = field(default=None, metadata={"help": "Folder with <db_id>/<db_id>.sqlite."})
-    eval_size: int = field(default=8, metadata={"help": "Questions held out of train_file when no eval_file."})
+    eval_size: int = field(default=8, metadata={"help": "Questions held out of dataset_name when no eval data."})
     max_train_examples: int = field(default=0, metadata={"help": "At most this many training questions (0 = all)."})
-    dataset_name: str = field(default="", metadata={"help": "Name of the training data in the model card."})
+    train_file: str | None = field(default=None, metadata={"help": "Renamed: use dataset_name."})
+    eval_file: str | None = field(default=None, metadata={"help": "Renamed: use eval_dataset_name."})
 
     def __post_init__(self) -> None:
+        for old, new in (("train_file", "dataset_name"), ("eval_file", "eval_dataset_name")):
+            if getattr(self, old) is not None:
+                raise ValueError(
+                    f"`{old}` is now `{new}` (a JSON/JSONL file, a dataset folder or a Hub id, as for every stage): "
+                    f"rename it"
+                )
         if self.eval_size < 0:
             raise ValueError(f"`eval_size` must be >= 0, got {self.eval_size}")
         if self.max_train_examples < 0:
@@ -564,16 +578,19 @@ def train_round(
 def _split_examples(script_args: SPFTScriptArguments, *, seed: int) -> tuple[list[Any], list[Any]]:
     from sense_hub.benchmarks import load_examples
 
-    if not script_args.train_file:
-        raise UsageError("`train_file` is required: a JSON/JSONL of question, sql and db_id")
-    train = list(load_examples(Path(script_args.train_file)))
-    if script_args.eval_file:
-        held_out = list(load_examples(Path(script_args.eval_file)))
+    if not script_args.dataset_name:
+        raise UsageError(
+            "`dataset_name` is required: a JSON/JSONL file, dataset folder or Hub id of question, sql, db_id"
+        )
+    config = script_args.dataset_config
+    train = list(load_examples(script_args.dataset_name, config=config))
+    if script_args.eval_dataset_name:
+        held_out = list(load_examples(script_args.eval_dataset_name, config=config))
     else:
         if script_args.eval_size >= len(train):
             raise UsageError(
                 f"`eval_size` ({script_args.eval_size}) must be smaller than the {len(train)} questions of "
-                f"{script_args.train_file}; lower it or pass `eval_file`"
+                f"{script_args.dataset_name}; lower it or pass `eval_dataset_name`"
             )
         order = list(range(len(train)))
         random.Random(seed).shuffle(order)
@@ -583,7 +600,7 @@ def _split_examples(script_args: SPFTScriptArguments, *, seed: int) -> tuple[lis
     if script_args.max_train_examples:
         train = train[: script_args.max_train_examples]
     if not held_out:
-        raise UsageError("the held-out split is empty: pass `eval_file` or set `eval_size` > 0")
+        raise UsageError("the held-out split is empty: pass `eval_dataset_name` or set `eval_size` > 0")
     return train, held_out
 
 
@@ -862,11 +879,13 @@ def _write_card(
     from sense_hub.training import write_training_card
 
     held_out_size = len(held_out)
-    held_out_name = script_args.eval_file or f"{held_out_size} questions held out of {script_args.train_file}"
+    held_out_name = (
+        script_args.eval_dataset_name or f"{held_out_size} questions held out of {script_args.dataset_name}"
+    )
     results = [
         {
             "dataset": f"held-out ({held_out_name})",
-            "dataset_id": script_args.eval_file or str(script_args.train_file),
+            "dataset_id": script_args.eval_dataset_name or str(script_args.dataset_name),
             "metric": "execution_accuracy",
             "value": best.accuracy,
             "fingerprints": input_fingerprints(
@@ -889,7 +908,7 @@ def _write_card(
         model_args=model_args,
         stage="spft",
         results=results,
-        datasets=[script_args.dataset_name or str(script_args.train_file)],
+        datasets=[str(script_args.dataset_name)],
         sections={"SPFT-SQL self-play rounds": rounds},
         extra_hyperparameters={name: getattr(training_args, name) for name in _SPFT_HYPERPARAMETERS},
         tags=("spft-sql", "self-play"),

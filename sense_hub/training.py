@@ -6,7 +6,7 @@ Everything else lives here so that other stages (the quickstart, self-play fine-
 
 - `strong_to_sft`, `weak_to_kto`, `pairs_to_preference`: records -> TRL conversational formats, with the one prompt
   of `sense_hub.prompts` (schema read from the record's database, or from its `schema` column).
-- `load_records`, `build_dataset`: a JSONL file, a local Hub-layout folder or a Hub id -> TRL-ready `Dataset`s.
+- `build_dataset`: a JSONL file, a local Hub-layout folder or a Hub id (`records.load_records`) -> TRL-ready `Dataset`s.
 - `CDPOConfig`: `trl.DPOConfig` plus `cdpo_epsilon` (exact cDPO) and `preference_loss` (cdpo, dpo, ipo, simpo,
   orpo, kto chosen by name).
 - `build_sft_trainer`, `build_preference_trainer`: the trainers; `save_trained_model` + `write_training_card`.
@@ -31,7 +31,7 @@ from transformers import TrainerCallback
 from trl import DPOConfig, ModelConfig, ScriptArguments, SFTConfig
 
 from sense_hub.errors import TrainingDataError
-from sense_hub.records import read_jsonl
+from sense_hub.records import load_records
 
 logger = logging.getLogger(__name__)
 
@@ -295,44 +295,6 @@ def record_kind(columns: Iterable[str]) -> str:
     )
 
 
-def load_records(source: str | Path, *, config: str | None = None, split: str = "train") -> list[dict]:
-    """Read records from a JSONL/JSON file, a local Hub-layout dataset folder, or a Hub dataset id.
-
-    Args:
-        source: the file, folder or `org/name`.
-        config: the dataset config name (folders and Hub ids).
-        split: the split to read (folders and Hub ids). A missing split gives `[]`.
-
-    Raises:
-        TrainingDataError: an unreadable JSONL line (named by file and line number).
-    """
-    path = Path(source)
-    if path.is_file() and path.suffix in {".jsonl", ".json"}:
-        if split != "train":
-            return []
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json" and text.lstrip().startswith("["):
-            try:
-                return list(json.loads(text))
-            except json.JSONDecodeError as err:
-                raise TrainingDataError(f"{path}: not valid JSON ({err}); expected a list of records") from err
-        return read_jsonl(path, error=TrainingDataError, fix="one JSON record per line")
-    if path.is_dir():
-        # datasets' cache keys a local folder by its name, not its path: two runs' `datasets/pairs` would share
-        # (stale) rows. `load_local` reads the config's files by absolute path.
-        from sense_hub.hub import known_configs, load_local
-
-        names = known_configs(path)
-        dataset = load_local(path, config or ("default" if "default" in names or not names else names[0]))
-    else:
-        from datasets import load_dataset
-
-        dataset = load_dataset(str(source), name=config)
-    if split not in dataset:
-        return []
-    return [dict(row) for row in dataset[split]]
-
-
 def _default_db_root(script_args: SenseScriptArguments) -> Path | None:
     if script_args.db_root:
         return Path(script_args.db_root)
@@ -367,7 +329,9 @@ def build_dataset(
     if records is None:
         if not script_args.dataset_name:
             raise TrainingDataError("no training data: pass --dataset_name (JSONL file, dataset folder or Hub id)")
-        records = load_records(script_args.dataset_name, config=script_args.dataset_config, split=split)
+        records = load_records(
+            script_args.dataset_name, config=script_args.dataset_config, split=split, error=TrainingDataError
+        )
     if not records:
         return None
     if split == script_args.dataset_train_split and script_args.max_train_samples:

@@ -293,7 +293,7 @@ def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, t
     held_out = _questions(tmp_path / "heldout.jsonl", 2)
     out = tmp_path / "run"
     config = _config_yaml(tmp_path / "spft.yaml", tiny_model_dir, out)
-    argv = ["spft", "--config", str(config), "--train_file", str(train), "--eval_file", str(held_out)]
+    argv = ["spft", "--config", str(config), "--dataset_name", str(train), "--eval_dataset_name", str(held_out)]
     argv += ["--db_root", str(tiny_db.parent.parent), "--rounds", "1"]
     assert main(argv) == 0
 
@@ -389,7 +389,9 @@ def _run_with_fixed_opponent(tiny_model_dir, tiny_db, tmp_path, monkeypatch, **c
             return [["SELECT count(*) FROM singer"] * config.n for _ in prompts]
 
     monkeypatch.setattr("sense_hub.generation.load_generator", lambda *a, **k: Fixed())
-    script_args = spft.SPFTScriptArguments(train_file=str(questions), db_root=str(tiny_db.parent.parent), eval_size=1)
+    script_args = spft.SPFTScriptArguments(
+        dataset_name=str(questions), db_root=str(tiny_db.parent.parent), eval_size=1
+    )
     training_args = SPFTConfig(
         output_dir=str(tmp_path / "out"),
         rounds=1,

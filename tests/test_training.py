@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sense_hub.errors import RecordError
+from sense_hub.records import load_records
 from sense_hub.training import (
     CDPOConfig,
     SenseScriptArguments,
@@ -20,7 +22,6 @@ from sense_hub.training import (
     cdpo_loss,
     cdpo_loss_settings,
     load_eval_results,
-    load_records,
     pairs_to_kto,
     record_kind,
     strong_to_sft,
@@ -172,8 +173,10 @@ def test_record_kind_unknown_columns():
 def test_load_records_names_the_bad_line(tmp_path):
     path = tmp_path / "strong.jsonl"
     path.write_text('{"question": "q", "sql": "SELECT 1"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(TrainingDataError, match=r"strong.jsonl:2: not valid JSON"):
+    with pytest.raises(RecordError, match=r"strong.jsonl:2: not valid JSON"):
         load_records(path)
+    with pytest.raises(TrainingDataError, match=r"strong.jsonl:2: not valid JSON"):
+        load_records(path, error=TrainingDataError)  # what training raises for its data
 
 
 def test_load_records_reads_a_hub_layout_folder(tmp_path, tiny_db):
@@ -516,3 +519,29 @@ def test_a_lora_sft_run_resumes_from_its_last_checkpoint(tmp_path, tiny_db, tiny
     assert trained == [3, 4]  # steps 1-2 came from the checkpoint, not trained again
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+
+
+def test_questions_load_from_a_dataset_folder_like_every_stage_s_data(tmp_path, tiny_db):
+    """`benchmarks.load_examples` (SPFT's questions, `predict --input`) reads what SFT reads: a Hub-layout folder."""
+    from sense_hub.benchmarks import load_examples
+    from sense_hub.hub import write_dataset_repo
+
+    strong = [
+        {
+            "id": f"s{i}",
+            "domain": "music",
+            "difficulty": "easy",
+            "db_id": "concert_singer",
+            "schema": "",
+            "question": f"How many singers? {i}",
+            "sql": "SELECT count(*) FROM singer",
+            "evidence": "",
+            "generator": "human",
+            "verification": "none",
+        }
+        for i in range(4)
+    ]
+    out = write_dataset_repo(strong, kind="strong", out_dir=tmp_path / "strong")
+    examples = list(load_examples(out)) + list(load_examples(out, split="validation"))
+    assert sorted(e.question_id for e in examples) == ["s0", "s1", "s2", "s3"]
+    assert {e.sql for e in examples} == {"SELECT count(*) FROM singer"}

@@ -1,6 +1,6 @@
 """`sense-hub spft`: SPFT-SQL self-play rounds, with the options of `recipes/spft.py`.
 
-    sense-hub spft --config recipes/smollm2-135m/spft.yaml --train_file TRAIN.jsonl --db_root DBS [--field value ...]
+    sense-hub spft --config recipes/smollm2-135m/spft.yaml --dataset_name TRAIN.jsonl --db_root DBS [--field value ...]
 
 YAML keys and flags are the dataclass fields of `SPFTScriptArguments`, `SPFTConfig` and `trl.ModelConfig`, parsed
 by the recipe's own `TrlParser` (the command line overrides the YAML); `accelerate launch recipes/spft.py --help`
@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from sense_hub.errors import MissingFileError, UsageError
+from sense_hub.errors import MissingFileError, SenseHubError, UsageError
 
 # The dataclass fields go to the recipe's TrlParser unparsed (see `cli.main`).
 takes_extra_arguments = True
@@ -25,19 +25,38 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Any other --field value is a dataclass field (see `accelerate launch recipes/spft.py --help`)."
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    from sense_hub.spft import make_parser, rounds_table, run_spft
+def parse(args: argparse.Namespace) -> tuple:
+    """(script_args, training_args, model_args) from `--config` and the other flags, by the recipe's `TrlParser`;
+    parsed once and kept on `args`."""
+    if getattr(args, "parsed", None) is None:
+        from sense_hub.spft import make_parser
 
-    argv = list(args.extra)
-    if args.config is not None:
-        if not Path(args.config).is_file():
-            raise MissingFileError(f"--config {args.config}: no such file")
-        argv = ["--config", str(args.config), *argv]
-    parser = make_parser(prog="sense-hub spft", exit_on_error=False)
+        argv = list(args.extra)
+        if args.config is not None:
+            if not Path(args.config).is_file():
+                raise MissingFileError(f"--config {args.config}: no such file")
+            argv = ["--config", str(args.config), *argv]
+        parser = make_parser(prog="sense-hub spft", exit_on_error=False)
+        try:
+            args.parsed = tuple(parser.parse_args_and_config(argv))
+        except (ValueError, argparse.ArgumentError) as err:  # an unknown key or a bad value, named by the parser
+            raise UsageError(f"{args.config or 'arguments'}: {err}") from err
+    return args.parsed
+
+
+def log_file(args: argparse.Namespace) -> Path | None:
+    """`<output_dir>/spft.log`; None when the arguments do not parse (`run_cli` then reports why)."""
     try:
-        script_args, training_args, model_args = parser.parse_args_and_config(argv)
-    except (ValueError, argparse.ArgumentError) as err:  # an unknown key or a bad value, named by the parser
-        raise UsageError(f"{args.config or 'arguments'}: {err}") from err
+        _, training_args, _ = parse(args)
+    except SenseHubError:
+        return None
+    return Path(training_args.output_dir) / "spft.log"
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from sense_hub.spft import rounds_table, run_spft
+
+    script_args, training_args, model_args = parse(args)
     best = run_spft(script_args, training_args, model_args)
     results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text(encoding="utf-8"))
     sys.stdout.write(rounds_table(results["rounds"]) + "\n")
