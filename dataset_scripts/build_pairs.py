@@ -18,8 +18,8 @@ import sys
 
 from trl import TrlParser
 
+from sense_hub.builds import PairsBuildArguments, build_from_arguments
 from sense_hub.cli import run_script
-from sense_hub.hub import PairsBuildArguments, build_from_arguments
 
 
 def main(args: PairsBuildArguments) -> dict:

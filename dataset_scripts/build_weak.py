@@ -14,8 +14,8 @@ import sys
 
 from trl import TrlParser
 
+from sense_hub.builds import DatasetBuildArguments, build_from_arguments
 from sense_hub.cli import run_script
-from sense_hub.hub import DatasetBuildArguments, build_from_arguments
 
 
 def main(args: DatasetBuildArguments) -> dict:

@@ -6,7 +6,7 @@ Everything else lives here so that other stages (the quickstart, self-play fine-
 
 - `strong_to_sft`, `weak_to_kto`, `pairs_to_preference`: records -> TRL conversational formats, with the one prompt
   of `sense_hub.prompts` (schema read from the record's database, or from its `schema` column).
-- `build_dataset`: a JSONL file, a local Hub-layout folder or a Hub id (`records.load_records`) -> TRL-ready `Dataset`s.
+- `trainer_dataset`: a JSONL file, a local Hub-layout folder or a Hub id (`records.load_records`) -> TRL-ready `Dataset`s.
 - `CDPOConfig`: `trl.DPOConfig` plus `cdpo_epsilon` (exact cDPO) and `preference_loss` (cdpo, dpo, ipo, simpo,
   orpo, kto chosen by name).
 - `build_sft_trainer`, `build_preference_trainer`: the trainers; `save_trained_model` + `write_training_card`.
@@ -306,7 +306,7 @@ def _default_db_root(script_args: SenseScriptArguments) -> Path | None:
     return None
 
 
-def build_dataset(
+def trainer_dataset(
     script_args: SenseScriptArguments, *, target: str, split: str | None = None, records: Sequence[dict] | None = None
 ):
     """Load `script_args.dataset_name` (or `records`) and convert it for a trainer.
@@ -392,7 +392,7 @@ def peft_and_quantization(model_args: ModelConfig) -> tuple[Any, Any]:
 def _eval_dataset(script_args, training_args, target: str):
     if training_args.eval_strategy == "no":
         return None
-    return build_dataset(script_args, target=target, split=script_args.dataset_test_split)
+    return trainer_dataset(script_args, target=target, split=script_args.dataset_test_split)
 
 
 def build_sft_trainer(
@@ -417,7 +417,7 @@ def build_sft_trainer(
     from trl import SFTTrainer
 
     if train_dataset is None:
-        train_dataset = build_dataset(script_args, target="sft")
+        train_dataset = trainer_dataset(script_args, target="sft")
         if eval_dataset is None:
             eval_dataset = _eval_dataset(script_args, training_args, "sft")
     if train_dataset is None:
@@ -513,7 +513,7 @@ def build_preference_trainer(
     """
     target = "kto" if training_args.preference_loss == "kto" else "preference"
     if train_dataset is None:
-        train_dataset = build_dataset(script_args, target=target)
+        train_dataset = trainer_dataset(script_args, target=target)
         if eval_dataset is None:
             eval_dataset = _eval_dataset(script_args, training_args, target)
     if train_dataset is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny_db
 
-from sense_hub import cli, hub
+from sense_hub import builds, cli, hub
 from sense_hub.benchmarks import Example
 from sense_hub.contamination import BenchmarkIndex, load_benchmark_items, normalize_sql, question_ngrams, report_path
 from sense_hub.errors import BenchmarkError
@@ -127,7 +127,7 @@ def test_synthesize_drops_contaminated_records_and_resumes(tmp_path, spider_like
     assert read_jsonl(output) == kept
 
     # the strong dataset's card reports the check
-    repo = hub.build_dataset("strong", input_path=output, output_dir=tmp_path / "repo", command="x")
+    repo = builds.build_dataset("strong", input_path=output, output_dir=tmp_path / "repo", command="x")
     card = (Path(repo["output_dir"]) / "README.md").read_text()
     assert "Contamination check against `spider` (4 items" in card
     assert "8 records checked, 1 SQL matches, 1 question matches; action `drop`: 2 dropped, 0 flagged" in card
@@ -145,7 +145,7 @@ def test_synthesize_flags_contaminated_records(tmp_path, spider_like, capsys):
     assert flags["tmpl-concert_singer-00005"] == "sql:spider-0"
     assert flags["tmpl-concert_singer-00001"] == "question:spider-1"
     assert sum(bool(v) for v in flags.values()) == 2
-    repo = hub.build_dataset("strong", input_path=output, output_dir=tmp_path / "repo", command="x")
+    repo = builds.build_dataset("strong", input_path=output, output_dir=tmp_path / "repo", command="x")
     card = (Path(repo["output_dir"]) / "README.md").read_text()
     assert "Contamination: 2 records are flagged as matching a benchmark item (question: 1, sql: 1)" in card
     assert "action `flag`: 0 dropped, 2 flagged" in card
@@ -157,7 +157,7 @@ def test_clean_synthesis_card_has_no_contamination_line(tmp_path, capsys):
     output = tmp_path / "strong.jsonl"
     assert cli.main(synthesize(tmp_path, output)) == 0
     assert not report_path(output).exists()
-    repo = hub.build_dataset("strong", input_path=output, output_dir=tmp_path / "repo", command="x")
+    repo = builds.build_dataset("strong", input_path=output, output_dir=tmp_path / "repo", command="x")
     assert "Contamination" not in (Path(repo["output_dir"]) / "README.md").read_text()
 
 

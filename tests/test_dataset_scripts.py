@@ -11,7 +11,7 @@ import pytest
 from conftest import make_tiny_db
 from hub_server import HubServer, tree_digest
 
-from sense_hub import hub
+from sense_hub import builds, hub
 from sense_hub.formats import RecordError
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "dataset_scripts"
@@ -260,7 +260,7 @@ def test_build_config_yaml_on_the_hub_rebuilds_the_repo_byte_for_byte(tmp_path, 
     config = yaml.safe_load((tmp_path / "out" / "build_config-grouped-any-limit1.yaml").read_text())
     assert "output_dir" not in config and "push_to_hub" not in config  # where it went is not what it is
     assert config["seed"] == 5 and config["repo_id"] == "acme/pairs" and config["preset"] == "grouped-any-limit1"
-    assert config["input_sha256"] == hub.file_sha256(weak)
+    assert config["input_sha256"] == builds.file_sha256(weak)
     card = remote["README.md"].decode()
     assert "python dataset_scripts/build_pairs.py --config build_config-keep-gold-limit1.yaml" in card
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hub_server import HubServer, tree_digest
 
-from sense_hub import hub
+from sense_hub import builds, hub
 from sense_hub.formats import RecordError
 
 CONFIG = "grouped-any-limit1"
@@ -423,7 +423,7 @@ def test_build_script_db_root_puts_fingerprints_in_the_card(tmp_path):
     make_tiny_db(root / "db_0" / "db_0.sqlite")
     path = tmp_path / "weak.jsonl"
     path.write_text("".join(json.dumps(make_weak(i, "db_0")) + "\n" for i in range(4)))
-    args = hub.DatasetBuildArguments(input=str(path), output_dir=str(tmp_path / "out"), db_root=str(root))
-    hub.build_from_arguments("weak", args, command="x")
+    args = builds.DatasetBuildArguments(input=str(path), output_dir=str(tmp_path / "out"), db_root=str(root))
+    builds.build_from_arguments("weak", args, command="x")
     info = json.loads((tmp_path / "out" / "default" / hub.BUILD_INFO).read_text())
     assert list(info["provenance"]["databases"]) == ["db_0/db_0.sqlite"]

@@ -190,10 +190,10 @@ def test_load_records_reads_a_hub_layout_folder(tmp_path, tiny_db):
 def test_weak_records_cannot_train_dpo(tmp_path, tiny_db):
     weak = [{"question": "q", "sql": "SELECT 1", "gold_sql": "SELECT 1", "correct": True, "db_id": "x"}]
     script_args = SenseScriptArguments(dataset_name=str(write_jsonl(tmp_path / "weak.jsonl", weak)))
-    from sense_hub.training import build_dataset
+    from sense_hub.training import trainer_dataset
 
     with pytest.raises(TrainingDataError, match="sense-hub pairs"):
-        build_dataset(script_args, target="preference")
+        trainer_dataset(script_args, target="preference")
 
 
 # ---------------------------------------------------------------------------------------------------------------
