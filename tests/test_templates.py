@@ -9,7 +9,7 @@ import pytest
 from conftest import make_tiny_db
 
 from sense_hub.execution import dedup_key, execute
-from sense_hub.sql_templates import (
+from sense_hub.synthesis.template_sql import (
     FAMILIES,
     TemplateCandidate,
     check_candidate,

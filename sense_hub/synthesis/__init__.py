@@ -6,7 +6,7 @@ Two generators write the same *strong* records (`formats.STRONG_COLUMNS`):
   SQL at a difficulty level, with two seed examples as few-shot. The schema is materialized in a new SQLite
   database (`<db_out_root>/<db_id>/<db_id>.sqlite`), the SQL must parse (sqlglot) and execute with a non-empty
   result, and duplicates (by normalized SQL, by question) are dropped. Every rejected sample keeps its reason.
-- `synthesize_templates`: SQL filled from templates over real databases (`sense_hub.sql_templates`), a
+- `synthesize_templates`: SQL filled from templates over real databases (`sense_hub.synthesis.template_sql`), a
   SQL-to-text model writes the question, and a text-to-SQL model (the verifier) answers it; a pair is kept
   when the two SQL queries give the same result. Rejected pairs are re-asked with feedback in the next round.
   A rule-based question rendered from the template is a last resort only with `rule_fallback=True` (off by
@@ -17,7 +17,8 @@ Both append to a JSONL file one line at a time (rejections go to `<output stem>.
 interrupted run resumes where it stopped, and both fill a `SynthesisStats` with calls, approximate tokens,
 kept and rejected examples by reason.
 
-Modules: `strong` (the strong-model generator and its database sandbox), `templates` (the template generator,
+Modules: `strong` (the strong-model generator and its database sandbox), `template_sql` (SQL templates filled from a
+database profile), `templates` (the template generator,
 SQL-to-text and verification), `output` (the appended output files and resume), `statistics` (run cost and
 yield; difficulty and SQL components). The command is `sense_hub.commands.synthesize`.
 """

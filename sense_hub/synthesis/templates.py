@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sense_hub.errors import UsageError
 from sense_hub.execution import dedup_key
 from sense_hub.formats import validate_record
-from sense_hub.sql_templates import DatabaseProfile, TemplateCandidate, generate_candidates, profile_database
+from sense_hub.synthesis.template_sql import DatabaseProfile, TemplateCandidate, generate_candidates, profile_database
 from sense_hub.synthesis.output import normalize_question, open_appenders, resume_output
 from sense_hub.synthesis.statistics import SynthesisStats, classify_difficulty
 
@@ -182,7 +182,7 @@ def synthesize_templates(
         question_source: "model", "template" or "auto" (model with a verifier, template without; see above).
         rule_fallback: with `question_source="model"`, try the rule-based question when every model-written one
             failed verification (records then say `+rule` in `generator`).
-        families: template families to use (default: all of `sql_templates.FAMILIES`).
+        families: template families to use (default: all of `template_sql.FAMILIES`).
         metric: the result comparison of the verification ("spider", "bird" or "strict"); questions of the set
             operation families are always checked by set equality (`_verification_metric`).
         batch_size: prompts per `generate` call.
