@@ -28,8 +28,8 @@ from pathlib import Path
 
 from sense_hub.databases import list_databases
 from sense_hub.records import read_complete_jsonl
-from sense_hub.synthesis.template_sql import FAMILIES, generate_candidates, profile_database
 from sense_hub.synthesis import SynthesisStats, rejected_path, synthesize_templates
+from sense_hub.synthesis.template_sql import FAMILIES, generate_candidates, profile_database
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider" / "database"
 

@@ -131,6 +131,11 @@ def guarded(prog: str, run: Callable[[], object]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted; finished work is kept, run the same command to resume\n")
         return 130
+    except BrokenPipeError:  # `sense-hub ... | head`: the reader left; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SenseHubError as err:  # input the user can fix: one line, no traceback (a bug still shows one)
         sys.stderr.write(f"{prog}: {_one_line(err)}\n")
         return 2

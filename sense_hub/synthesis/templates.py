@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from sense_hub.errors import UsageError
 from sense_hub.execution import dedup_key
 from sense_hub.formats import validate_record
-from sense_hub.synthesis.template_sql import DatabaseProfile, TemplateCandidate, generate_candidates, profile_database
 from sense_hub.synthesis.output import normalize_question, open_appenders, resume_output
 from sense_hub.synthesis.statistics import SynthesisStats, classify_difficulty
+from sense_hub.synthesis.template_sql import DatabaseProfile, TemplateCandidate, generate_candidates, profile_database
 
 if TYPE_CHECKING:
     from sense_hub.generation import Generator
