@@ -10,6 +10,7 @@ trimmed to what rebuilding and re-judging need (no prompts), so losing the machi
     pairs/<preset>.ids.jsonl                        question_id, chosen, rejected per pair
     <arm>.judged.jsonl                              question_id, db_id, pred, correct, error (one line a question)
     compare.md, compare.json                        `sense-hub compare` over the scored arms
+    against.md                                      each arm against base and against the arm it started from
     stages.json                                     each finished step's record (seconds, counts, losses)
 
 Usage:
@@ -80,6 +81,8 @@ def export(run: Path, to: Path) -> dict:
         shutil.copyfile(run / "table.md", to / "compare.md")
     if (run / "results.json").is_file():
         shutil.copyfile(run / "results.json", to / "compare.json")
+    if (run / "against.md").is_file():  # each arm against base and against the arm it started from
+        shutil.copyfile(run / "against.md", to / "against.md")
     for variant in ("syn", "realistic"):
         if (run / f"table-{variant}.md").is_file():
             shutil.copyfile(run / f"table-{variant}.md", to / f"compare-{variant}.md")
