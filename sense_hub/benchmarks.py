@@ -236,7 +236,9 @@ def load_examples(
         rows = [(f"{path} record {i}", i, row) for i, row in enumerate(_read_json_list(path), 1)]
     elif path.is_file():
         rows = [(f"{path}:{n}", n, row) for n, row in iter_jsonl(path, error=BenchmarkError)]
-    elif path.is_dir() or (source.count("/") == 1 and not source.startswith((".", "/", "~"))):
+    elif path.is_dir() or (
+        source.count("/") == 1 and not source.startswith((".", "/", "~")) and path.suffix not in (".json", ".jsonl")
+    ):
         from sense_hub.records import load_records
 
         try:

@@ -185,9 +185,9 @@ def parse_arms(config: ExperimentConfig, places: dict[str, str] | None = None) -
                 raise UsageError(
                     f"{where}: data {source!r} is neither {', '.join([*SOURCES, 'pairs'])} nor an existing file"
                 )
-        if arm.start_from in names:
-            pass
-        elif arm.start_from in (a.get("name") for a in config.arms if isinstance(a, dict)):
+        if arm.start_from not in names and arm.start_from in (
+            a.get("name") for a in config.arms if isinstance(a, dict)
+        ):
             raise UsageError(f"{where}: arm {arm.name!r} starts from {arm.start_from!r}, which is declared after it")
         if arm.against is not None and arm.against not in (*names, arm.name) and arm.against != "base":
             raise UsageError(f"{where}: `against` names {arm.against!r}, not an arm declared before {arm.name!r}")
