@@ -15,6 +15,13 @@ trimmed to what rebuilding and re-judging need (no prompts), so losing the machi
 
 Usage:
     python bench/export_results.py --run /work/runs/sense-qwen --to bench/results/sense-qwen
+
+On a new machine, `--restore` goes the other way: after `sense-hub experiment ... --stages split` (seconds), it puts
+the committed strong records, weak samples (joined again with their questions), judged predictions and step records
+back into the run folder, so the experiment resumes with only training left to redo (never the teacher):
+
+    python bench/export_results.py --restore --run runs/sense-qwen --from bench/results/sense-qwen
+    sense-hub experiment --config recipes/experiments/sense-qwen.yaml --stages pairs   # rebuilt from weak.jsonl
 """
 
 from __future__ import annotations
@@ -96,14 +103,64 @@ def export(run: Path, to: Path) -> dict:
     return written
 
 
+def restore(results: Path, run: Path) -> dict:
+    """Put `export`'s files back into a run folder; files already there are kept (nothing is overwritten)."""
+    data = run / "data"
+    human = data / "train-human.jsonl"
+    if not human.is_file():
+        raise SystemExit(f"{human} is missing: run `sense-hub experiment --config EXP.yaml --stages split` first")
+    written: dict[str, int] = {}
+
+    def put(path: Path, rows) -> None:
+        if path.exists():
+            print(f"{path}: kept (already there)")
+            return
+        written[str(path.relative_to(run))] = _write(path, rows)
+
+    for name in ("strong-templates.jsonl", "strong-domains.jsonl"):
+        if (results / name).is_file():
+            put(data / name, _rows(results / name))
+    if (results / "weak.jsonl").is_file():  # `sense-hub pairs` reads the question and gold SQL beside each sample
+        questions = {r["question_id"]: r for r in _rows(human)}
+
+        def weak_rows():
+            for r in _rows(results / "weak.jsonl"):
+                q = questions.get(r["question_id"])
+                if q is None:
+                    raise SystemExit(f"{results / 'weak.jsonl'}: {r['question_id']} is not in {human}: another split?")
+                yield {**r, "db_id": q["db_id"], "question": q["question"], "evidence": "", "gold_sql": q["sql"]}
+
+        put(data / "weak.jsonl", weak_rows())
+    for judged in sorted(results.glob("*.judged.jsonl")):
+        put(run / "judged" / f"{judged.name[: -len('.judged.jsonl')]}.jsonl", _rows(judged))
+    stages = json.loads((results / "stages.json").read_text()) if (results / "stages.json").is_file() else {}
+    for name, info in stages.items():  # a step whose outputs are not back (models, pairs) still runs again
+        marker = run / "done" / f"{name}.json"
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({**info, "restored_from": str(results)}, indent=2) + "\n")
+            written[f"done/{name}.json"] = 1
+    return written
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="the experiment's --out folder")
-    p.add_argument("--to", type=Path, required=True, help="bench/results/<run>")
+    p.add_argument("--to", type=Path, help="bench/results/<run> (export)")
+    p.add_argument("--restore", action="store_true", help="copy bench/results/<run> back into the run folder")
+    p.add_argument("--from", dest="source", type=Path, help="bench/results/<run> (with --restore)")
     args = p.parse_args(argv)
     if not args.run.is_dir():
         p.error(f"--run {args.run}: no such folder")
-    for name, n in export(args.run, args.to).items():
+    if args.restore:
+        if args.source is None or not args.source.is_dir():
+            p.error(f"--restore needs --from bench/results/<run>, an existing folder (got {args.source})")
+        written = restore(args.source, args.run)
+    elif args.to is None:
+        p.error("give --to bench/results/<run> (export) or --restore --from bench/results/<run>")
+    else:
+        written = export(args.run, args.to)
+    for name, n in written.items():
         print(f"{name}: {n} rows")
     return 0
 
