@@ -63,7 +63,17 @@ def export(run: Path, to: Path) -> dict:
         counts = Counter(r.get("reason") or r.get("rejected") or r.get("status") or "?" for r in _rows(rejected))
         (to / "strong-rejected.json").write_text(json.dumps(dict(counts.most_common()), indent=2) + "\n")
     if (data / "weak.jsonl").is_file():
-        keys = ("question_id", "db_id", "sample_index", "sql", "status", "correct", "error", "gold_suspect")
+        keys = (
+            "question_id",
+            "db_id",
+            "sample_index",
+            "generator",
+            "sql",
+            "status",
+            "correct",
+            "error",
+            "gold_suspect",
+        )
         written["weak.jsonl"] = _write(
             to / "weak.jsonl", ({k: r.get(k) for k in keys if k in r} for r in _rows(data / "weak.jsonl"))
         )
@@ -120,20 +130,22 @@ def restore(results: Path, run: Path) -> dict:
     for name in ("strong-templates.jsonl", "strong-domains.jsonl"):
         if (results / name).is_file():
             put(data / name, _rows(results / name))
+    stages = json.loads((results / "stages.json").read_text()) if (results / "stages.json").is_file() else {}
     if (results / "weak.jsonl").is_file():  # `sense-hub pairs` reads the question and gold SQL beside each sample
         questions = {r["question_id"]: r for r in _rows(human)}
+        generator = stages.get("weak", {}).get("model", "weak model")
 
         def weak_rows():
             for r in _rows(results / "weak.jsonl"):
                 q = questions.get(r["question_id"])
                 if q is None:
                     raise SystemExit(f"{results / 'weak.jsonl'}: {r['question_id']} is not in {human}: another split?")
-                yield {**r, "db_id": q["db_id"], "question": q["question"], "evidence": "", "gold_sql": q["sql"]}
+                extra = {"question": q["question"], "evidence": "", "gold_sql": q["sql"], "generator": generator}
+                yield {**extra, **r, "db_id": q["db_id"]}
 
         put(data / "weak.jsonl", weak_rows())
     for judged in sorted(results.glob("*.judged.jsonl")):
         put(run / "judged" / f"{judged.name[: -len('.judged.jsonl')]}.jsonl", _rows(judged))
-    stages = json.loads((results / "stages.json").read_text()) if (results / "stages.json").is_file() else {}
     for name, info in stages.items():  # a step whose outputs are not back (models, pairs) still runs again
         marker = run / "done" / f"{name}.json"
         if not marker.exists():
