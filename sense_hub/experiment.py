@@ -256,7 +256,8 @@ class Experiment:
     # ----- the plan -----------------------------------------------------------------------------------------------
 
     def plan(self) -> list[str]:
-        """Every step in an order that runs each after what it needs; data steps only when some arm uses them."""
+        """Every step in an order that runs each after what it needs; data steps only when some arm uses them (or, for
+        the weak samples and pairs, when `weak_model` is an arm: measuring a weak model is then the point)."""
         order: list[str] = []
         visiting: set[str] = set()
 
@@ -274,6 +275,8 @@ class Experiment:
         visit("split", ())
         for name in self.arms:
             visit(name, ())
+        if self.config.weak_model in self.arms:  # a weak model trained here: its samples and pairs are wanted
+            visit("pairs", ())
         if self.spider is not None and self.config.variants:
             order.append("robustness")
         order.append("compare")

@@ -68,12 +68,24 @@ def test_plan_puts_each_step_after_what_it_needs(tmp_path, tiny_db):
     assert plan == ["split", "base", "sft", "weak", "pairs", "sft+cdpo", "compare"]
 
 
+def test_an_arm_named_as_weak_model_brings_its_samples_into_the_plan(tmp_path, tiny_db):
+    sft = {"name": "sft", "recipe": "sft", "data": ["human"], "steps": 1}
+    config, arms = load_config(_config(tmp_path, tiny_db, "embedded", arms=[sft], robustness=[]), {})
+    assert Experiment(config, arms).plan() == ["split", "sft", "weak", "pairs", "compare"]
+    config, arms = load_config(
+        _config(tmp_path, tiny_db, "embedded", arms=[sft], weak_model="student", robustness=[]), {}
+    )
+    assert Experiment(config, arms).plan() == ["split", "sft", "compare"]
+
+
 def test_the_shipped_experiment_parses_and_plans():
     config, arms = load_config(REPO / "recipes" / "experiments" / "sense-qwen.yaml", {})
     plan = Experiment(config, arms).plan()
     assert plan.index("sft-strong") < plan.index("weak") < plan.index("pairs") < plan.index("sft-strong+cdpo")
     assert plan[-2:] == ["robustness", "compare"] and {"synth", "domains", "sft-human", "sft-strong+dpo"} <= set(plan)
     assert Experiment(config, arms).against("sft-strong") == "sft-human"
+    config, arms = load_config(REPO / "recipes" / "experiments" / "sense-qwen-weak-smollm2.yaml", {})
+    assert Experiment(config, arms).plan() == ["split", "sft-strong", "weak", "pairs", "compare"]
 
 
 @pytest.mark.parametrize(
