@@ -765,12 +765,16 @@ class Experiment:
         else:
             dataset, dataset_id = f"{Path(self.config.heldout_questions).name} ({n} questions)", "custom"
         table = (self.out / "table.md").read_text()
-        updated = []
+        updated, gone = [], []
         for arm in arms:
             marker = self.out / "done" / f"score-{arm}.json"
             if self.arms[arm].recipe is None or not marker.is_file():
                 continue
-            card = Path(self.model_of(arm)) / "README.md"
+            try:
+                card = Path(self.model_of(arm)) / "README.md"
+            except StageError:  # scored earlier, its model folder since deleted (or restored onto a new machine)
+                gone.append(arm)
+                continue
             if not card.is_file():
                 continue
             result = eval_summary_to_result(
@@ -790,6 +794,8 @@ class Experiment:
             updated.append(arm)
         if updated:
             self.say(f"[compare] model cards updated: {', '.join(updated)}")
+        if gone:
+            self.say(f"[compare] no model folder, so no card to update: {', '.join(gone)}")
 
     # ----- main ---------------------------------------------------------------------------------------------------
 

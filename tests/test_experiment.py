@@ -149,6 +149,29 @@ def test_dry_run_prints_the_plan_and_does_nothing(tmp_path, tiny_db, capsys):
 
 
 @pytest.mark.slow  # recipes and sense-hub commands run as subprocesses that import torch/transformers/trl afresh
+def test_compare_of_arms_restored_without_their_models_writes_the_tables(tmp_path, tiny_db, capsys):
+    """Arms scored earlier whose model folders are gone (a new machine, judged files restored): compare still
+    writes the tables and says which cards it could not update, instead of failing."""
+    config, arms = load_config(_config(tmp_path, tiny_db, "embedded", bootstrap=100), {})
+    experiment = Experiment(config, arms)
+    out = experiment.out
+    (out / "done").mkdir(parents=True)
+    (out / "done" / "split.json").write_text(json.dumps({"held_out_dbs": ["concert_singer"]}))
+    summary = {"metric": "spider", "n": 2, "correct": 1, "execution_accuracy": 0.5}
+    (out / "done" / "score-sft.json").write_text(json.dumps({"eval": summary}))
+    (out / "judged").mkdir()
+    for arm, correct in (("base", [False, False]), ("sft", [True, False])):
+        rows = [
+            {"question_id": f"q{i}", "db_id": "concert_singer", "pred": "SELECT 1", "correct": c, "error": None}
+            for i, c in enumerate(correct)
+        ]
+        (out / "judged" / f"{arm}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    experiment.final_compare()
+    assert "no model folder, so no card to update: sft" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["systems"][1]["correct"] == 1
+    assert "| sft | 50.0" in (out / "against.md").read_text()
+
+
 def test_a_tiny_experiment_runs_end_to_end_and_resumes(tmp_path, tiny_db, tiny_model_dir, monkeypatch, capsys):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
