@@ -11,6 +11,7 @@ trimmed to what rebuilding and re-judging need (no prompts), so losing the machi
     <arm>.judged.jsonl                              question_id, db_id, pred, correct, error (one line a question)
     compare.md, compare.json                        `sense-hub compare` over the scored arms
     against.md                                      each arm against base and against the arm it started from
+    cards/<arm>.md                                  each trained arm's model card, with its held-out scores
     stages.json                                     each finished step's record (seconds, counts, losses)
 
 Usage:
@@ -103,6 +104,15 @@ def export(run: Path, to: Path) -> dict:
     for variant in ("syn", "realistic"):
         if (run / f"table-{variant}.md").is_file():
             shutil.copyfile(run / f"table-{variant}.md", to / f"compare-{variant}.md")
+    # each trained arm's card: from its model folder, or (model gone) the one `compare` wrote from its step records
+    # (one written from step records never replaces a card already here: that one came from the model itself)
+    for card in [*sorted(run.glob("models/*/README.md")), *sorted(run.glob("cards/*/README.md"))]:
+        target = to / "cards" / f"{card.parent.name}.md"
+        if card.parent.parent.name == "cards" and target.is_file():
+            continue
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(card, target)
+        written[f"cards/{target.name}"] = 1
     stages = {}
     for marker in sorted((run / "done").glob("*.json")) if (run / "done").is_dir() else []:
         info = json.loads(marker.read_text())

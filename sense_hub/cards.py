@@ -648,13 +648,35 @@ def add_results(
     if datasets is not None and [d for d in datasets if is_hub_id(d)]:
         card.data.datasets = [d for d in datasets if is_hub_id(d)]
     heading = f"## {section}"
-    text = card.text
+    text = _evaluation_table(card.text, card.data.eval_results or [])
     if heading in text:
         start = text.index(heading)
         after = text.find("\n## ", start + len(heading))
         text = text[:start].rstrip() + "\n\n" + (text[after + 1 :] if after != -1 else "")
     card.text = text.rstrip() + f"\n\n{heading}\n\n{body.strip()}\n"
     path.write_text(str(card), encoding="utf-8")
+
+
+def _evaluation_table(text: str, eval_results: Sequence[Any]) -> str:
+    """The card text with its `## Evaluation` table rows rebuilt from the `model-index` (after `add_results`), so
+    the table in the text and the metadata say the same; the notes under the table are kept."""
+    header = "| dataset | metric | value |\n|---|---|---|\n"
+    start = text.find("## Evaluation\n")
+    table = text.find(header, start) if start != -1 else -1
+    if table == -1 or not eval_results:
+        return text
+    end = text.find("\n## ", table)
+    end = len(text) if end == -1 else end
+    rows, notes = [], []
+    for r in eval_results:
+        budget = (r.metric_args or {}).get("name")
+        metric = f"{r.metric_type} ({budget})" if budget else r.metric_type
+        rows.append(f"| {r.dataset_name} (`{r.dataset_type}`) | {metric} | {100 * r.metric_value:.2f}% |")
+    for line in text[table + len(header) : end].splitlines():
+        if line.strip() and not line.startswith("|") and line.strip() != "No evaluation results yet.":
+            notes.append(line)
+    body = header + "\n".join(rows) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    return text[:table] + body + text[end:]
 
 
 def predictions_card(

@@ -770,16 +770,16 @@ class Experiment:
             marker = self.out / "done" / f"score-{arm}.json"
             if self.arms[arm].recipe is None or not marker.is_file():
                 continue
-            try:
-                card = Path(self.model_of(arm)) / "README.md"
-            except StageError:  # scored earlier, its model folder since deleted (or restored onto a new machine)
-                gone.append(arm)
-                continue
-            if not card.is_file():
-                continue
             result = eval_summary_to_result(
                 json.loads(marker.read_text())["eval"], dataset_name=dataset, dataset_id=dataset_id
             )
+            try:
+                card = Path(self.model_of(arm)) / "README.md"
+            except StageError:  # scored earlier, its model folder since deleted (or restored onto a new machine)
+                card = self.card_without_model(arm, result)
+                gone.append(arm)
+            if not card.is_file():
+                continue
             system = next(s for s in data["systems"] if s["name"] == arm)
             command = (
                 f"sense-hub experiment --config {self.config_path}" if self.config_path else "sense-hub experiment"
@@ -791,11 +791,52 @@ class Experiment:
                 "All arms, paired (`sense-hub compare`):\n\n" + table + "\n" + against
             )
             add_results(card, [result], section="Controlled experiment: held-out results", body=body)
-            updated.append(arm)
+            if arm not in gone:
+                updated.append(arm)
         if updated:
             self.say(f"[compare] model cards updated: {', '.join(updated)}")
         if gone:
-            self.say(f"[compare] no model folder, so no card to update: {', '.join(gone)}")
+            self.say(
+                f"[compare] no model folder; cards written from the step records instead: "
+                f"{', '.join(str(self.out / 'cards' / a / 'README.md') for a in gone)}"
+            )
+
+    def card_without_model(self, arm: str, result: dict) -> Path:
+        """The card of an arm scored earlier whose model folder is gone: OUT/cards/<arm>/README.md, written from its
+        training step's record (data, budget, steps, losses, time), so its scores still get a card."""
+        from sense_hub.cards import write_model_card
+        from sense_hub.models import hub_model_id
+
+        spec = self.arms[arm]
+        marker = self.out / "done" / f"train-{arm}.json"
+        trained = json.loads(marker.read_text()) if marker.is_file() else {}
+        keys = ("records", "pairs", "preset", "epsilon", "epochs", "global_step", "first_loss", "last_loss", "seconds")
+        hyper = {"start_from": spec.start_from, **{k: trained[k] for k in keys if trained.get(k) is not None}}
+        hyper.update(trained.get("options") or spec.options)
+        root = spec.start_from
+        while root in self.arms:  # the model at the bottom of the chain of arms
+            root = self.arms[root].start_from
+        command = f"sense-hub experiment --config {self.config_path or 'EXP.yaml'} --stages {arm}"
+        out = self.out / "cards" / arm
+        note = (
+            f"The weights of this arm were not kept (its folder `{self.models / arm}` was gone when `compare` ran, "
+            "e.g. on a replaced machine): this card records how it was trained (from "
+            f"`{marker.name}`) and how it scored. `{command}` trains it again from the same data and seed."
+        )
+        return (
+            write_model_card(
+                out,
+                base_model=hub_model_id(self._model_id(root)),
+                datasets=list(spec.data),
+                recipe=spec.recipe or "",
+                hyperparameters=hyper,
+                results=[result],
+                command=command,
+                sections={"Model weights": note},
+                model_name=arm,
+            )
+            or out / "README.md"
+        )
 
     # ----- main ---------------------------------------------------------------------------------------------------
 

@@ -92,6 +92,9 @@ def test_add_results_updates_a_recipe_card_in_place(tmp_path):
     assert (result.dataset_name, result.metric_value) == ("Spider dev, 9 held-out databases", 0.086)
     assert result.dataset_args["fingerprints"]["databases"] == held_out["fingerprints"]["databases"]
     assert "accelerate launch recipes/cdpo.py" in card.text and "EX **8.6% [6.0, 11.1]**" in card.text
+    # the Evaluation table in the text says what the model-index says
+    assert "| Spider dev, 9 held-out databases (`spider`) | execution_accuracy | 8.60% |" in card.text
+    assert "No evaluation results yet." not in card.text
 
     # a second score of the same dataset replaces the first; another dataset's result and the text stay
     path.write_text(str(ModelCard(render_model_card(results=RESULTS[1:])).content), encoding="utf-8")
@@ -103,6 +106,7 @@ def test_add_results_updates_a_recipe_card_in_place(tmp_path):
         ("Spider dev, 9 held-out databases", 0.102),
     ]
     assert card.text.count("## Held-out results") == 1 and "body-two" in card.text and "body-one" not in card.text
+    assert "| BIRD dev (`bird`) |" in card.text and "| 10.20% |" in card.text and "| 8.60% |" not in card.text
     with pytest.raises(ValueError, match="'value' must be a fraction"):
         cards.add_results(path, [{**held_out, "value": 8.6}], section="Held-out results", body="x")
 

@@ -151,7 +151,7 @@ def test_dry_run_prints_the_plan_and_does_nothing(tmp_path, tiny_db, capsys):
 @pytest.mark.slow  # recipes and sense-hub commands run as subprocesses that import torch/transformers/trl afresh
 def test_compare_of_arms_restored_without_their_models_writes_the_tables(tmp_path, tiny_db, capsys):
     """Arms scored earlier whose model folders are gone (a new machine, judged files restored): compare still
-    writes the tables and says which cards it could not update, instead of failing."""
+    writes the tables and a card for each such arm from its training step's record, instead of failing."""
     config, arms = load_config(_config(tmp_path, tiny_db, "embedded", bootstrap=100), {})
     experiment = Experiment(config, arms)
     out = experiment.out
@@ -159,6 +159,8 @@ def test_compare_of_arms_restored_without_their_models_writes_the_tables(tmp_pat
     (out / "done" / "split.json").write_text(json.dumps({"held_out_dbs": ["concert_singer"]}))
     summary = {"metric": "spider", "n": 2, "correct": 1, "execution_accuracy": 0.5}
     (out / "done" / "score-sft.json").write_text(json.dumps({"eval": summary}))
+    trained = {"records": 8, "epochs": 1.0, "global_step": 2, "first_loss": 1.5, "last_loss": 0.9, "seconds": 12.0}
+    (out / "done" / "train-sft.json").write_text(json.dumps(trained))
     (out / "judged").mkdir()
     for arm, correct in (("base", [False, False]), ("sft", [True, False])):
         rows = [
@@ -167,7 +169,13 @@ def test_compare_of_arms_restored_without_their_models_writes_the_tables(tmp_pat
         ]
         (out / "judged" / f"{arm}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     experiment.final_compare()
-    assert "no model folder, so no card to update: sft" in capsys.readouterr().out
+    assert "no model folder; cards written from the step records instead" in capsys.readouterr().out
+    card = (out / "cards" / "sft" / "README.md").read_text()
+    assert "were not kept" in card and "Controlled experiment: held-out results" in card
+    assert "50.0%" in card and "0.9" in card  # its score and its last loss
+    from huggingface_hub import ModelCard
+
+    assert ModelCard.load(out / "cards" / "sft" / "README.md").data.eval_results[0].metric_value == 0.5
     assert json.loads((out / "results.json").read_text())["systems"][1]["correct"] == 1
     assert "| sft | 50.0" in (out / "against.md").read_text()
 
