@@ -6,6 +6,7 @@ trimmed to what rebuilding and re-judging need (no prompts), so losing the machi
 
     strong-templates.jsonl, strong-domains.jsonl   verified strong records, as written (teacher-made)
     strong-rejected.json                           rejection counts of template synthesis
+    strong-rejected.ids.jsonl                      id, db_id, family, reason of each rejected template candidate
     weak.jsonl                                     question_id, sample_index, sql, status, correct, error
     pairs/<preset>.ids.jsonl                        question_id, chosen, rejected per pair
     <arm>.judged.jsonl                              question_id, db_id, pred, correct, error (one line a question)
@@ -63,6 +64,11 @@ def export(run: Path, to: Path) -> dict:
     if rejected.is_file():
         counts = Counter(r.get("reason") or r.get("rejected") or r.get("status") or "?" for r in _rows(rejected))
         (to / "strong-rejected.json").write_text(json.dumps(dict(counts.most_common()), indent=2) + "\n")
+        # which candidates were asked and rejected: a resumed synthesis (after --restore) does not ask them again
+        keys = ("id", "db_id", "family", "reason")
+        written["strong-rejected.ids.jsonl"] = _write(
+            to / "strong-rejected.ids.jsonl", ({k: r.get(k) for k in keys if k in r} for r in _rows(rejected))
+        )
     if (data / "weak.jsonl").is_file():
         keys = (
             "question_id",
@@ -140,6 +146,8 @@ def restore(results: Path, run: Path) -> dict:
     for name in ("strong-templates.jsonl", "strong-domains.jsonl"):
         if (results / name).is_file():
             put(data / name, _rows(results / name))
+    if (results / "strong-rejected.ids.jsonl").is_file():  # so a resumed synthesis asks only the candidates left
+        put(data / "strong-templates.rejected.jsonl", _rows(results / "strong-rejected.ids.jsonl"))
     stages = json.loads((results / "stages.json").read_text()) if (results / "stages.json").is_file() else {}
     if (results / "weak.jsonl").is_file():  # `sense-hub pairs` reads the question and gold SQL beside each sample
         questions = {r["question_id"]: r for r in _rows(human)}
