@@ -38,7 +38,7 @@ def test_export_then_restore_gives_back_what_a_resumed_run_needs(tmp_path):
     _jsonl(run / "data" / "weak.jsonl", weak)
     judged = [{"question_id": "spider-9", "db_id": "pets_1", "pred": "SELECT 1", "correct": False, "error": "x"}]
     _jsonl(run / "judged" / "base.jsonl", judged)
-    (run / "models" / "sft").mkdir()
+    (run / "models" / "sft").mkdir(parents=True)
     (run / "models" / "sft" / "README.md").write_text("card from the model\n")
     (run / "done").mkdir()
     (run / "done" / "train-sft.json").write_text(json.dumps({"seconds": 12.0, "last_loss": 0.5}))
