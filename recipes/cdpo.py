@@ -13,25 +13,8 @@ Usage:
 
 import sys
 
-from trl import ModelConfig, TrlParser
-
 from sense_hub.cli import run_script
-from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
-from sense_hub.training import CDPOConfig, SenseScriptArguments, run_cdpo
-
-
-def main(script_args, training_args, model_args):
-    # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
-    with capture_to_log(run_log_path(training_args.output_dir, "cdpo")) as terminal, terminal.stage("cdpo"):
-        output_dir = run_cdpo(script_args, training_args, model_args)
-    if is_main_process():  # one report for the whole run; only the main process writes the model and card
-        print(f"Model and card saved to {output_dir}")
-        print(f"Warnings and training logs: {terminal.log_path}")
-
-
-def make_parser():
-    return TrlParser((SenseScriptArguments, CDPOConfig, ModelConfig))
-
+from sense_hub.commands.cdpo import main, make_parser
 
 if __name__ == "__main__":
     sys.exit(run_script("cdpo.py", main, make_parser))

@@ -12,34 +12,10 @@ YAML keys are the dataclass field names of `SPFTScriptArguments`, `SPFTConfig` (
 `trl.ModelConfig`; the command line overrides the YAML. `sense-hub spft` takes the same options.
 """
 
-import json
-import logging
 import sys
-from pathlib import Path
-
-from trl import ModelConfig, TrlParser
 
 from sense_hub.cli import run_script
-from sense_hub.spft import SPFTConfig, SPFTScriptArguments, rounds_table, run_spft
-from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
-
-
-def main(script_args, training_args, model_args):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
-    with capture_to_log(run_log_path(training_args.output_dir, "spft")) as terminal, terminal.stage("spft"):
-        best = run_spft(script_args, training_args, model_args)
-    if not is_main_process():  # one report for the whole run; only the main process writes the model and card
-        return
-    print(f"Warnings and training logs: {terminal.log_path}")
-    results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text())
-    print(rounds_table(results["rounds"]))
-    print(f"Best model (held-out EX {results['best']['accuracy']:.3f}): {best}")
-
-
-def make_parser():
-    return TrlParser((SPFTScriptArguments, SPFTConfig, ModelConfig))
-
+from sense_hub.commands.spft import main, make_parser
 
 if __name__ == "__main__":
     sys.exit(run_script("spft.py", main, make_parser))

@@ -42,7 +42,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sense_hub.commands.experiment",
         "Train and score arms of a controlled experiment declared in YAML; paired comparison at the end.",
     ),
-    "spft": ("sense_hub.commands.spft", "Run SPFT-SQL self-play fine-tuning rounds."),
+    "sft": (
+        "sense_hub.commands.sft",
+        "Supervised fine-tuning on strong data (TRL; --config recipes/<model>/sft.yaml).",
+    ),
+    "cdpo": (
+        "sense_hub.commands.cdpo",
+        "Conservative DPO on preference pairs (TRL; --config recipes/<model>/cdpo.yaml).",
+    ),
+    "grpo": ("sense_hub.commands.grpo", "GRPO with execution rewards (TRL; --config recipes/<model>/grpo.yaml)."),
+    "spft": ("sense_hub.commands.spft", "SPFT-SQL self-play fine-tuning rounds (--config recipes/<model>/spft.yaml)."),
+    "adapt": (
+        "sense_hub.commands.adapt",
+        "Adapt a small model to one database: verified questions, SFT, cDPO, scored before and after.",
+    ),
     "quickstart": (
         "sense_hub.commands.quickstart",
         "Run every stage offline on the bundled databases and embedded model.",
@@ -80,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
+    if hasattr(module, "make_parser") and {"-h", "--help"} & set(rest):  # a trainer: every field it reads
+        from sense_hub.commands.trainers import print_full_help
+
+        print_full_help(module.make_parser, name)
+        return 0
     parser = argparse.ArgumentParser(prog=f"sense-hub {name}", description=help_)
     parser.add_argument("--log-level", default="WARNING", help="Python logging level (default: WARNING).")
     module.add_cli_arguments(parser)

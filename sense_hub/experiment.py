@@ -98,13 +98,16 @@ class ExperimentConfig:
     variants: list[str] = field(default_factory=lambda: ["syn", "realistic"])
     train_questions: str | None = None  # JSONL with db_id, question, sql
     heldout_questions: str | None = None
+    heldout_share: float = 0.0  # no held-out questions: hold out this share of the verified template questions
     db_root: str | None = None  # folder with <db_id>/<db_id>.sqlite (a Spider split: BENCHMARK_ROOT/spider/database)
     limit_train: int | None = None  # the first N questions only (a quick check)
     limit_heldout: int | None = None
     # strong data
-    writer: str = "embedded:qwen2.5-coder-0.5b"
+    writer: str = "embedded:qwen2.5-coder-0.5b"  # or "rules": template-worded questions, no model
+    writer_base_url: str | None = None  # an OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp) serving `writer`
     verifier: str | None = None  # default: the writer
     templates_per_database: int = 60
+    synthesis_databases: list[str] | None = None  # what `synth` covers (default: the training questions' databases)
     synthesis_rounds: int = 2
     synthesis_dbs: int | None = None  # the first N training databases only
     synthesis_time_budget: float | None = None
@@ -112,12 +115,13 @@ class ExperimentConfig:
     domain_max_new_tokens: int = 1500
     # weak data
     weak_model: str = "student"  # "student", an arm's name (SENSE: the student after SFT), or a model id
+    weak_questions: str = "human"  # what the weak model answers: "human" (training questions) or "templates"
     weak_samples: int = 8
     weak_temperature: float = 1.0
     pairs_preset: str = "grouped-any-limit1"
     # training
     recipe_dir: str = "recipes/smollm2-135m"
-    recipes_root: str | None = None  # the folder of sft.py, cdpo.py, ... (default: the checkout's recipes/)
+    recipes_root: str | None = None  # a folder of sft.py, cdpo.py, ... scripts (default: the `sense-hub` trainers)
     seed: int = 42
     save_steps: int = 10  # checkpoint SFT and preference arms every N steps (0: off)
     train_extra: list[str] = field(default_factory=list)  # options for every training run, e.g. [--bf16, "true"]
@@ -136,12 +140,20 @@ class ExperimentConfig:
         for name in ("save_steps", "repair_rounds", "domain_examples", "templates_per_database"):
             if getattr(self, name) < 0:
                 raise UsageError(f"`{name}` must be 0 or more, got {getattr(self, name)}")
-        own = [self.train_questions, self.heldout_questions, self.db_root]
-        if self.benchmark_root is None and not all(own):
+        own = [self.train_questions or self.synthesis_databases, self.heldout_questions or self.heldout_share]
+        if self.benchmark_root is None and not (all(own) and self.db_root):
             raise UsageError(
-                "set `benchmark_root` (a folder holding spider/) or all of `train_questions`, `heldout_questions` "
-                "and `db_root`"
+                "set `benchmark_root` (a folder holding spider/) or `db_root` with the questions: "
+                "`train_questions` (or `synthesis_databases`) and `heldout_questions` (or `heldout_share`)"
             )
+        if not 0 <= self.heldout_share < 1:
+            raise UsageError(f"`heldout_share` must lie in [0, 1), got {self.heldout_share}")
+        if self.heldout_share and self.heldout_questions:
+            raise UsageError(
+                "`heldout_share` holds out template questions: leave it 0 when `heldout_questions` is set"
+            )
+        if self.weak_questions not in ("human", "templates"):
+            raise UsageError(f"`weak_questions` must be human or templates, got {self.weak_questions!r}")
         if self.benchmark_root is not None and (self.train_questions or self.heldout_questions):
             raise UsageError("`benchmark_root` makes the questions: leave `train_questions`/`heldout_questions` unset")
         unknown = sorted(set(self.variants) - set(VARIANTS))
@@ -243,8 +255,7 @@ class Experiment:
         else:
             self.spider = None
             self.db_root = Path(config.db_root).resolve()
-        root = Path(config.recipes_root) if config.recipes_root else PACKAGE_ROOT / "recipes"
-        self.recipes_root = root.resolve()
+        self.recipes_root = Path(config.recipes_root).resolve() if config.recipes_root else None
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(x for x in (str(PACKAGE_ROOT), self.env.get("PYTHONPATH", "")) if x)
 
@@ -320,11 +331,12 @@ class Experiment:
         if stage in ("synth", "domains"):
             return ["split"]
         if stage == "weak":
-            return ["split", *([self.config.weak_model] if self.config.weak_model in self.arms else [])]
+            out = ["split", *(["synth"] if self.config.weak_questions == "templates" else [])]
+            return out + ([self.config.weak_model] if self.config.weak_model in self.arms else [])
         if stage == "pairs":
             return ["weak"]
         arm = self.arms[stage]
-        out = ["split"]
+        out = ["split", *(["synth"] if self.config.heldout_share else [])]  # the held-out questions come from it
         for source in arm.data:
             out += {"templates": ["synth"], "domains": ["domains"], "pairs": ["pairs"]}.get(source, [])
         if arm.start_from in self.arms:
@@ -395,17 +407,20 @@ class Experiment:
         return [sys.executable, "-m", "sense_hub.cli", command, *map(str, positional), *_options(options, "-")]
 
     def recipe(self, arm: ArmConfig, **options) -> list[str]:
-        """`python RECIPES/<recipe>.py --config YAML ...` (TRL-style `--field_name value`), then `train_extra`."""
-        script = self.recipes_root / f"{arm.recipe}.py"
-        if not script.is_file():
-            raise StageError(f"{script} does not exist: run from a sense-hub checkout or set `recipes_root`")
+        """`sense-hub <recipe> --config YAML ...` (TRL-style `--field_name value`), then `train_extra`; with
+        `recipes_root`, that folder's `<recipe>.py` script instead."""
+        if self.recipes_root is not None:
+            script = self.recipes_root / f"{arm.recipe}.py"
+            if not script.is_file():
+                raise StageError(f"{script} does not exist: fix `recipes_root` (or leave it unset)")
+            trainer = [sys.executable, str(script)]
+        else:
+            trainer = [sys.executable, "-m", "sense_hub.cli", str(arm.recipe)]
         yaml_path = Path(arm.config) if arm.config else Path(self.config.recipe_dir) / f"{arm.recipe}.yaml"
         if not yaml_path.is_file():
             raise StageError(f"arm {arm.name}: recipe config {yaml_path} does not exist; set the arm's `config`")
         options = {**options, **arm.options}
-        return [sys.executable, str(script), "--config", str(yaml_path.resolve()), *_options(options, "_")] + [
-            *self.config.train_extra
-        ]
+        return [*trainer, "--config", str(yaml_path.resolve()), *_options(options, "_"), *self.config.train_extra]
 
     def need(self, path: Path, stage: str) -> Path:
         if not path.exists():
@@ -417,8 +432,9 @@ class Experiment:
     def split(self) -> dict:
         c = self.config
         if self.spider is None:
-            train = [self._question(r, i, "train") for i, r in enumerate(read_jsonl(c.train_questions))]
-            held = [self._question(r, i, "heldout") for i, r in enumerate(read_jsonl(c.heldout_questions))]
+            rows = {f: read_jsonl(f) if f else [] for f in (c.train_questions, c.heldout_questions)}
+            train = [self._question(r, i, "train") for i, r in enumerate(rows[c.train_questions])]
+            held = [self._question(r, i, "heldout") for i, r in enumerate(rows[c.heldout_questions])]
             info = {
                 "train_dbs": sorted({r["db_id"] for r in train}),
                 "held_out_dbs": sorted({r["db_id"] for r in held}),
@@ -512,8 +528,13 @@ class Experiment:
             "synthesize",
             strategy="templates",
             db_root=self.db_root,
-            db_ids=",".join(split["train_dbs"][: c.synthesis_dbs]),
-            model=c.writer,
+            db_ids=",".join((c.synthesis_databases or split["train_dbs"])[: c.synthesis_dbs]),
+            model=c.writer if c.writer != "rules" else None,
+            backend="openai" if c.writer_base_url else None,
+            base_url=c.writer_base_url,
+            # "rules": template-worded questions kept when their SQL runs (no model; a quick or offline check)
+            rule_questions_only=c.writer == "rules",
+            no_verify=c.writer == "rules",
             # the same name: one model loaded for both roles
             verifier_model=c.verifier if c.verifier not in (None, c.writer) else None,
             per_database=c.templates_per_database,
@@ -524,7 +545,28 @@ class Experiment:
             output=output,
         )
         summary = self.run_command("synth", cmd) or {}
-        return {"records": _count_lines(output), "writer": c.writer, "verifier": c.verifier, "summary": summary}
+        info = {"records": _count_lines(output), "writer": c.writer, "verifier": c.verifier, "summary": summary}
+        if c.heldout_share:
+            info["held_out_templates"] = self.hold_out_templates(output)
+        return info
+
+    def hold_out_templates(self, templates: Path) -> int:
+        """No held-out questions were given: a seeded `heldout_share` of the verified template questions becomes the
+        held-out set (synthetic, and marked so); the rest train."""
+        import random
+
+        rows = read_jsonl(templates)
+        order = list(range(len(rows)))
+        random.Random(self.config.seed).shuffle(order)
+        n = max(1, round(self.config.heldout_share * len(rows))) if len(rows) > 1 else 0
+        held = sorted(order[:n])
+        write_jsonl(
+            self.data / "heldout.jsonl",
+            [{**self._question(rows[i], i, "template"), "synthetic": True} for i in held],
+        )
+        write_jsonl(self.data / "strong-templates-train.jsonl", [rows[i] for i in sorted(order[n:])])
+        self.say(f"[synth] held out {n} of {len(rows)} verified template questions (synthetic) for scoring")
+        return n
 
     def domains(self) -> dict:
         c = self.config
@@ -550,9 +592,12 @@ class Experiment:
     def weak(self) -> dict:
         c = self.config
         model = self.model_of(c.weak_model) if c.weak_model in self.arms else self._model_id(c.weak_model)
+        questions = (
+            self.source_file("templates") if c.weak_questions == "templates" else self.data / "train-human.jsonl"
+        )
         cmd = self.cli(
             "sample",
-            input=self.need(self.data / "train-human.jsonl", "split"),
+            input=self.need(questions, "split"),
             db_root=self.db_root,
             num_samples=c.weak_samples,
             temperature=c.weak_temperature,
@@ -588,6 +633,8 @@ class Experiment:
     def source_file(self, source: str) -> Path:
         if source == "pairs":
             return self.need(self.data / "pairs" / f"{self.config.pairs_preset}.jsonl", "pairs")
+        if source == "templates" and self.config.heldout_share:  # the part not held out
+            return self.need(self.data / "strong-templates-train.jsonl", "synth")
         if source in SOURCES:
             stage = {"human": "split", "templates": "synth", "domains": "domains"}[source]
             return self.need(self.data / SOURCES[source], stage)
@@ -848,7 +895,8 @@ class Experiment:
         self.check_settings()
         outputs = {
             "split": [self.data / "train-human.jsonl", self.data / "heldout.jsonl", self.data / "seeds.jsonl"],
-            "synth": [self.data / "strong-templates.jsonl"],
+            "synth": [self.data / "strong-templates.jsonl"]
+            + ([self.data / "strong-templates-train.jsonl"] if self.config.heldout_share else []),
             "domains": [self.data / "strong-domains.jsonl"],
             "weak": [self.data / "weak.jsonl"],
             "pairs": [self.data / "pairs" / f"{self.config.pairs_preset}.jsonl"],

@@ -25,6 +25,7 @@ from typing import Any
 
 from trl import GRPOConfig, ModelConfig
 
+from sense_hub.compute import compact_lm_head
 from sense_hub.records import load_records
 from sense_hub.rewards import REWARDS, ExecutionScorer, get_reward_funcs
 from sense_hub.training import (
@@ -254,6 +255,7 @@ def build_grpo_trainer(
     )
     training_args.model_init_kwargs = model_init_kwargs(training_args, model_args)
     peft_config, quantization_config = peft_and_quantization(model_args)
+    compact_lm_head()
     return GRPOTrainer(
         model=resolve_model_name(model_args.model_name_or_path),
         reward_funcs=reward_funcs,

@@ -1,17 +1,26 @@
-"""The sample databases shipped with sense-hub: three small domains with realistic data and foreign keys.
+"""The sample databases shipped with sense-hub: small domains with realistic data and foreign keys.
 
 They are built from code (deterministic, seeded) rather than shipped as binary files, so the repository stays
 reviewable and every build is byte-for-byte reproducible. `seed_examples()` gives hand-written questions with
 gold SQL over them; the quickstart uses them as the weak model's questions and the Space as examples.
+
+A fourth database, `ADAPT_DB_ID` (`warehouse_ops`, an inventory and purchasing schema named the way ERP exports
+are: `po_hdr`, `WH_LOCATION`, `qty_on_hand`, status codes such as 'OPN'), is not among `SAMPLE_DB_IDS`: it is
+built only when named, and `heldout_examples()` gives its hand-written held-out questions, used to measure how
+much adapting a model to one database helps on that database.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import sqlite3
 from pathlib import Path
 
 SAMPLE_DB_IDS = ("bookshop", "cycling_club", "city_transit")
+# A fourth database, not among SAMPLE_DB_IDS: ERP-style naming, with held-out questions (`heldout_examples`) to
+# measure how much adapting a model to this one database helps on its own questions.
+ADAPT_DB_ID = "warehouse_ops"
 
 _FIRST = [
     "Amara",
@@ -241,7 +250,256 @@ def _city_transit(con: sqlite3.Connection, rng: random.Random) -> None:
     con.executemany("INSERT INTO ridership VALUES (?, ?, ?)", rows)
 
 
-_BUILDERS = {"bookshop": _bookshop, "cycling_club": _cycling_club, "city_transit": _city_transit}
+# (supp_cd, supp_nm, ctry_cd, categories it sells)
+_WH_SUPPLIERS = [
+    ("S-1001", "Kessler Industriebedarf GmbH", "DE", ("FAST", "TOOL")),
+    ("S-1002", "Nordhafen Verpackung GmbH", "DE", ("PKG",)),
+    ("S-1003", "Rhein-Werkzeug AG", "DE", ("TOOL",)),
+    ("S-1004", "Atlas Fastener Corp", "US", ("FAST",)),
+    ("S-1005", "Great Lakes Safety Supply", "US", ("SAFE",)),
+    ("S-1006", "Pioneer Electric Supply Inc", "US", ("ELEC",)),
+    ("S-1007", "Ningbo Harbor Packaging Co", "CN", ("PKG",)),
+    ("S-1008", "Shenzhen Brightline Electronics", "CN", ("ELEC",)),
+    ("S-1009", "Qingdao Ocean Tools Co", "CN", ("TOOL", "FAST")),
+    ("S-1010", "Ferragens do Norte Lda", "PT", ("FAST", "TOOL")),
+    ("S-1011", "Lusoquimica SA", "PT", ("CHEM", "CLN")),
+    ("S-1012", "Osaka Precision Parts KK", "JP", ("TOOL",)),
+    ("S-1013", "Tokai Cleaning Products KK", "JP", ("CLN",)),
+    ("S-1014", "Monterrey Industrial SA de CV", "MX", ("SAFE", "TOOL")),
+    ("S-1015", "Baja Packaging SA de CV", "MX", ("PKG",)),
+    ("S-1016", "Polmet Sp z o.o.", "PL", ("FAST",)),
+    ("S-1017", "Wisla Chemia Sp z o.o.", "PL", ("CHEM",)),
+    ("S-1018", "Milano Utensili SpA", "IT", ("TOOL",)),
+    ("S-1019", "Torino Sicurezza Srl", "IT", ("SAFE",)),
+    ("S-1020", "Taipei Circuit Components", "TW", ("ELEC",)),
+    ("S-1021", "Formosa Fasteners Ltd", "TW", ("FAST",)),
+    ("S-1022", "Brabant Safety BV", "NL", ("SAFE",)),
+    ("S-1023", "Delta Clean Supplies BV", "NL", ("CLN", "CHEM")),
+    ("S-1024", "Northwind Tools Ltd", "GB", ("TOOL",)),
+    ("S-1025", "Pennine Lubricants Ltd", "GB", ("CHEM",)),
+]
+_WH_SITES = [
+    (1, "WH-LIS", "Lisbon", "PT", 4000, "2012-03-01", "Rosa Almeida"),
+    (2, "WH-HAM", "Hamburg", "DE", 9000, "2009-06-15", "Sven Fischer"),
+    (3, "WH-ROT", "Rotterdam", "NL", 12000, "2015-09-01", None),
+    (4, "WH-LYO", "Lyon", "FR", 5000, "2018-04-16", "Emil Dubois"),
+    (5, "WH-POZ", "Poznan", "PL", 7000, "2021-10-04", "Nadia Kowalski"),
+    (6, "WH-MIL", "Milan", "IT", 3500, "2024-09-02", None),
+]
+_WH_CATEGORIES = [
+    ("ELEC", "Electrical"),
+    ("FAST", "Fasteners"),
+    ("PKG", "Packaging"),
+    ("SAFE", "Safety equipment"),
+    ("TOOL", "Hand tools"),
+    ("CHEM", "Chemicals and lubricants"),
+    ("CLN", "Cleaning supplies"),
+    ("OFF", "Office supplies"),
+]
+# category -> (base description, unit of measure, base unit cost in USD, variants)
+_WH_PRODUCTS = {
+    "ELEC": [
+        ("LED tube T8", "EA", 6.5, ["600mm", "1200mm", "1500mm"]),
+        ("Circuit breaker", "EA", 11.0, ["10A", "16A", "32A"]),
+        ("Extension cord", "EA", 9.0, ["5m", "10m", "25m"]),
+        ("Junction box", "EA", 4.2, ["IP55", "IP65"]),
+        ("Motion sensor", "EA", 18.0, ["indoor", "outdoor"]),
+        ("Power cable H07RN-F", "M", 2.4, ["3G1.5", "3G2.5"]),
+    ],
+    "FAST": [
+        ("Hex bolt M8", "BOX", 7.5, ["x30", "x50", "x80"]),
+        ("Wood screw", "BOX", 5.0, ["4x40", "5x60"]),
+        ("Washer M10", "BOX", 3.1, ["zinc", "stainless"]),
+        ("Anchor plug", "BOX", 4.0, ["6mm", "8mm", "10mm"]),
+        ("Blind rivet", "BOX", 6.0, ["4x10", "5x12"]),
+    ],
+    "PKG": [
+        ("Carton box", "EA", 0.9, ["S", "M", "L", "XL"]),
+        ("Stretch film", "ROL", 14.0, ["17mu", "23mu"]),
+        ("Packing tape", "ROL", 1.8, ["48mm clear", "48mm brown"]),
+        ("Bubble wrap", "M", 0.6, ["500mm", "1000mm"]),
+        ("Wooden pallet", "EA", 11.0, ["EUR", "half"]),
+    ],
+    "SAFE": [
+        ("Safety gloves", "EA", 3.2, ["S", "M", "L", "XL"]),
+        ("Hard hat", "EA", 12.0, ["white", "yellow"]),
+        ("Safety goggles", "EA", 5.5, ["clear", "tinted"]),
+        ("Hi-vis vest", "EA", 4.5, ["M", "L", "XL"]),
+        ("Ear plugs 200 pk", "BOX", 21.0, ["foam"]),
+    ],
+    "TOOL": [
+        ("Claw hammer", "EA", 14.0, ["450g", "600g"]),
+        ("Screwdriver set", "EA", 19.0, ["6 pc", "12 pc"]),
+        ("Tape measure", "EA", 7.0, ["5m", "8m"]),
+        ("Utility knife", "EA", 4.0, ["18mm", "25mm"]),
+        ("Pallet jack", "EA", 310.0, ["2.5t"]),
+    ],
+    "CHEM": [
+        ("Machine oil", "L", 4.8, ["ISO VG 32", "ISO VG 68"]),
+        ("Grease cartridge", "EA", 6.3, ["400g"]),
+        ("Degreaser", "L", 3.9, ["citrus", "solvent-free"]),
+        ("Threadlocker", "EA", 9.5, ["50ml"]),
+    ],
+    "CLN": [
+        ("Floor cleaner", "L", 2.2, ["neutral", "alkaline"]),
+        ("Paper towel roll", "ROL", 1.3, ["2-ply"]),
+        ("Absorbent granules", "KG", 1.1, ["20kg"]),
+        ("Mop head", "EA", 3.6, ["cotton", "microfibre"]),
+    ],
+}
+_WH_BUYERS = ["Lena Berg", "Mateo Silva", "Priya Ito", "Oskar Novak"]
+
+
+def _quarter(usd: float) -> float:
+    """Round a price to a quarter dollar: exact in binary floating point, so sums of prices times quantities do not
+    depend on the order SQLite adds them in (its sum() is plain floating-point addition before 3.43), and an
+    equivalent query always gives exactly the gold answer."""
+    return max(0.25, round(usd * 4) / 4)
+
+
+def _warehouse_ops(con: sqlite3.Connection, rng: random.Random) -> None:
+    """An inventory / purchasing database named the way real ERP exports are: abbreviated and mixed-style."""
+    con.executescript(
+        """
+        CREATE TABLE supp (
+            supp_id INTEGER PRIMARY KEY, supp_cd TEXT NOT NULL UNIQUE, supp_nm TEXT NOT NULL, ctry_cd TEXT,
+            lead_tm_days INTEGER, is_active INTEGER NOT NULL, email TEXT
+        );
+        CREATE TABLE WH_LOCATION (
+            LOC_ID INTEGER PRIMARY KEY, LOC_CD TEXT NOT NULL UNIQUE, CITY TEXT, CTRY_CD TEXT, CAP_PALLETS INTEGER,
+            OPEN_DT TEXT, MGR_NM TEXT
+        );
+        CREATE TABLE item_cat (cat_cd TEXT PRIMARY KEY, cat_desc TEXT NOT NULL);
+        CREATE TABLE inv_item (
+            itm_id INTEGER PRIMARY KEY, itm_cd TEXT NOT NULL UNIQUE, descr TEXT NOT NULL, cat_cd TEXT NOT NULL,
+            uom TEXT NOT NULL, unit_cost_usd REAL, qty_on_hand INTEGER NOT NULL, reorder_pt INTEGER,
+            pref_supp_id INTEGER, home_loc_id INTEGER, is_active INTEGER NOT NULL,
+            FOREIGN KEY (cat_cd) REFERENCES item_cat(cat_cd),
+            FOREIGN KEY (pref_supp_id) REFERENCES supp(supp_id),
+            FOREIGN KEY (home_loc_id) REFERENCES WH_LOCATION(LOC_ID)
+        );
+        CREATE TABLE po_hdr (
+            po_id INTEGER PRIMARY KEY, po_no TEXT NOT NULL UNIQUE, supp_id INTEGER NOT NULL,
+            ship_to_loc_id INTEGER NOT NULL, po_dt TEXT NOT NULL, exp_dlv_dt TEXT, sts TEXT NOT NULL, BuyerNm TEXT,
+            FOREIGN KEY (supp_id) REFERENCES supp(supp_id),
+            FOREIGN KEY (ship_to_loc_id) REFERENCES WH_LOCATION(LOC_ID)
+        );
+        CREATE TABLE po_line (
+            po_id INTEGER NOT NULL, ln_no INTEGER NOT NULL, itm_id INTEGER NOT NULL, qty_ord INTEGER NOT NULL,
+            qty_rcvd INTEGER NOT NULL, unit_price_usd REAL NOT NULL,
+            PRIMARY KEY (po_id, ln_no),
+            FOREIGN KEY (po_id) REFERENCES po_hdr(po_id),
+            FOREIGN KEY (itm_id) REFERENCES inv_item(itm_id)
+        );
+        CREATE TABLE stock_mvmt (
+            mvmt_id INTEGER PRIMARY KEY, itm_id INTEGER NOT NULL, loc_id INTEGER NOT NULL, mvmt_type TEXT NOT NULL,
+            qty INTEGER NOT NULL, mvmt_dt TEXT NOT NULL, ref_po_id INTEGER,
+            FOREIGN KEY (itm_id) REFERENCES inv_item(itm_id),
+            FOREIGN KEY (loc_id) REFERENCES WH_LOCATION(LOC_ID),
+            FOREIGN KEY (ref_po_id) REFERENCES po_hdr(po_id)
+        );
+        """
+    )
+    far_east = {"CN", "TW", "JP"}
+    suppliers = []
+    for i, (code, name, ctry, _cats) in enumerate(_WH_SUPPLIERS, 1):
+        lead = rng.randint(35, 70) if ctry in far_east else rng.randint(5, 30)
+        active = 0 if rng.random() < 0.15 else 1
+        email = None if rng.random() < 0.2 else f"orders@{name.split()[0].lower()}.example.com"
+        suppliers.append((i, code, name, ctry, lead, active, email))
+    con.executemany("INSERT INTO supp VALUES (?, ?, ?, ?, ?, ?, ?)", suppliers)
+    con.executemany("INSERT INTO WH_LOCATION VALUES (?, ?, ?, ?, ?, ?, ?)", _WH_SITES)
+    con.executemany("INSERT INTO item_cat VALUES (?, ?)", _WH_CATEGORIES)
+
+    by_cat = {cat: [i for i, spec in enumerate(_WH_SUPPLIERS, 1) if cat in spec[3]] for cat, _ in _WH_CATEGORIES}
+    items = []
+    for cat, products in _WH_PRODUCTS.items():
+        for base, uom, cost, variants in products:
+            for k, variant in enumerate(variants):
+                itm_id = len(items) + 1
+                stock_levels = [0, rng.randint(5, 60), rng.randint(5, 60), rng.randint(60, 400), rng.randint(60, 400)]
+                stock_levels.append(rng.randint(400, 2500))
+                items.append(
+                    (
+                        itm_id,
+                        f"ITM-{10000 + itm_id * 7}",
+                        f"{base} {variant}",
+                        cat,
+                        uom,
+                        _quarter(cost * (1 + 0.35 * k) * rng.uniform(0.85, 1.15)),
+                        rng.randint(0, 12) if cost > 100 else rng.choice(stock_levels),
+                        None
+                        if rng.random() < 0.12
+                        else rng.choice([2, 5] if cost > 100 else [20, 50, 100, 150, 200, 300]),
+                        None if rng.random() < 0.1 else rng.choice(by_cat[cat]),
+                        rng.randint(1, 5),
+                        0 if rng.random() < 0.08 else 1,
+                    )
+                )
+    con.executemany("INSERT INTO inv_item VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", items)
+
+    start, end = dt.date(2023, 1, 2), dt.date(2024, 12, 31)
+    po_dates = sorted(start + dt.timedelta(days=rng.randint(0, (end - start).days)) for _ in range(110))
+    no_orders = {suppliers[-1][0], suppliers[12][0]}  # never ordered from (inactive suppliers only get 2023 orders)
+    headers, lines, moves = [], [], []
+    for po_id, po_dt in enumerate(po_dates, 1):
+        supp = rng.choice([s for s in suppliers if s[0] not in no_orders and (s[5] or po_dt.year == 2023)])
+        cats = _WH_SUPPLIERS[supp[0] - 1][3]
+        sites = [s[0] for s in _WH_SITES if s[5] <= po_dt.isoformat()]
+        ship_to = rng.choice(sites)
+        exp = po_dt + dt.timedelta(days=supp[4])
+        arrival = exp + dt.timedelta(days=rng.randint(-3, 9))
+        if arrival > end or (po_dt.isoformat() >= "2024-09-01" and rng.random() < 0.4):
+            sts = "CXL" if rng.random() < 0.08 else "OPN"
+        else:
+            sts = "CXL" if rng.random() < 0.1 else "CLS"
+        headers.append(
+            (
+                po_id,
+                f"PO-{po_dt.year % 100}{po_id:04d}",
+                supp[0],
+                ship_to,
+                po_dt.isoformat(),
+                None if rng.random() < 0.05 else exp.isoformat(),
+                sts,
+                None if rng.random() < 0.1 else rng.choice(_WH_BUYERS),
+            )
+        )
+        choices = [it for it in items if it[3] in cats and it[10] == 1]
+        for ln_no, item in enumerate(rng.sample(choices, min(len(choices), rng.randint(1, 4))), 1):
+            qty = rng.choice([10, 20, 25, 50, 100, 200, 500])
+            rcvd = {"CLS": qty if rng.random() < 0.85 else qty - rng.randint(1, qty // 2), "CXL": 0}.get(sts, 0)
+            if sts == "OPN" and arrival <= end and rng.random() < 0.6:
+                rcvd = rng.randint(1, qty - 1)
+            price = _quarter(item[5] * rng.uniform(0.9, 1.1))
+            lines.append((po_id, ln_no, item[0], qty, rcvd, price))
+            if rcvd:
+                moves.append((min(arrival, end).isoformat(), item[0], ship_to, "RCV", rcvd, po_id))
+    con.executemany("INSERT INTO po_hdr VALUES (?, ?, ?, ?, ?, ?, ?, ?)", headers)
+    con.executemany("INSERT INTO po_line VALUES (?, ?, ?, ?, ?, ?)", lines)
+
+    mv_start = dt.date(2023, 3, 1)
+    for _ in range(190):
+        item = rng.choice(items)
+        day = mv_start + dt.timedelta(days=rng.randint(0, (end - mv_start).days))
+        moves.append((day.isoformat(), item[0], item[9], "ISS", rng.choice([1, 2, 5, 10, 20, 40, 100]), None))
+    for _ in range(28):
+        item = rng.choice(items)
+        day = mv_start + dt.timedelta(days=rng.randint(0, (end - mv_start).days))
+        moves.append((day.isoformat(), item[0], item[9], "ADJ", rng.choice([-12, -5, -3, -2, -1, 1, 2, 4, 8]), None))
+    moves.sort(key=lambda m: (m[0], m[1], m[3]))
+    con.executemany(
+        "INSERT INTO stock_mvmt VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(i, itm, loc, typ, qty, day, po) for i, (day, itm, loc, typ, qty, po) in enumerate(moves, 1)],
+    )
+
+
+_BUILDERS = {
+    "bookshop": _bookshop,
+    "cycling_club": _cycling_club,
+    "city_transit": _city_transit,
+    ADAPT_DB_ID: _warehouse_ops,
+}
 
 
 def build_sample_databases(out_root: str | Path, *, db_ids: tuple[str, ...] = SAMPLE_DB_IDS) -> dict[str, Path]:
@@ -251,7 +509,7 @@ def build_sample_databases(out_root: str | Path, *, db_ids: tuple[str, ...] = SA
 
     Args:
         out_root: the folder that will hold one sub-folder per database.
-        db_ids: which databases to build (default: all of them).
+        db_ids: which databases to build (default: `SAMPLE_DB_IDS`; `ADAPT_DB_ID` is built only when named).
 
     Returns:
         `{db_id: path}` for each database.
@@ -464,3 +722,301 @@ _SEEDS: dict[str, list[tuple[str, str]]] = {
 def seed_examples(db_ids: tuple[str, ...] = SAMPLE_DB_IDS) -> list[dict]:
     """Hand-written questions with gold SQL over the sample databases: `{"db_id", "question", "sql"}` dicts."""
     return [{"db_id": db_id, "question": question, "sql": sql} for db_id in db_ids for question, sql in _SEEDS[db_id]]
+
+
+# Held-out questions over ADAPT_DB_ID, written the way its users would ask them (plain English, no column names),
+# with gold SQL. They are never in `_SEEDS`, so nothing trained from the seeds sees them. Every gold query returns
+# rows, and every ORDER BY ... LIMIT 1 has no tie in the data (tests/test_sample_data.py checks both). Money
+# columns hold quarter dollars, so float sums are exact and any equivalent query reproduces the gold numbers.
+_HELDOUT: dict[str, list[tuple[str, str]]] = {
+    ADAPT_DB_ID: [
+        # easy: one table, a filter on a coded value or flag, a NULL check, one aggregate
+        ("Which suppliers are based in Germany?", "SELECT supp_nm FROM supp WHERE ctry_cd = 'DE'"),
+        ("How many suppliers are inactive?", "SELECT count(*) FROM supp WHERE is_active = 0"),
+        ("How many purchase orders are still open?", "SELECT count(*) FROM po_hdr WHERE sts = 'OPN'"),
+        ("List the PO numbers of all cancelled purchase orders.", "SELECT po_no FROM po_hdr WHERE sts = 'CXL'"),
+        (
+            "What is the description of the item with the highest unit cost?",
+            "SELECT descr FROM inv_item ORDER BY unit_cost_usd DESC LIMIT 1",
+        ),
+        ("How many items are completely out of stock?", "SELECT count(*) FROM inv_item WHERE qty_on_hand = 0"),
+        (
+            "What are the codes of the warehouses that have no manager recorded?",
+            "SELECT LOC_CD FROM WH_LOCATION WHERE MGR_NM IS NULL",
+        ),
+        (
+            "What are the names of the suppliers that have no email address on file?",
+            "SELECT supp_nm FROM supp WHERE email IS NULL",
+        ),
+        ("What is the average supplier lead time in days?", "SELECT avg(lead_tm_days) FROM supp"),
+        ("How many items are counted in boxes?", "SELECT count(*) FROM inv_item WHERE uom = 'BOX'"),
+        ("In which city is the warehouse with code WH-ROT?", "SELECT CITY FROM WH_LOCATION WHERE LOC_CD = 'WH-ROT'"),
+        (
+            "In which city is the warehouse with the largest capacity in pallets?",
+            "SELECT CITY FROM WH_LOCATION ORDER BY CAP_PALLETS DESC LIMIT 1",
+        ),
+        (
+            "How many purchase orders were placed in 2023?",
+            "SELECT count(*) FROM po_hdr WHERE po_dt BETWEEN '2023-01-01' AND '2023-12-31'",
+        ),
+        ("List the descriptions of inactive items.", "SELECT descr FROM inv_item WHERE is_active = 0"),
+        ("How many items have no preferred supplier?", "SELECT count(*) FROM inv_item WHERE pref_supp_id IS NULL"),
+        (
+            "What is the code of the warehouse that opened most recently?",
+            "SELECT LOC_CD FROM WH_LOCATION ORDER BY OPEN_DT DESC LIMIT 1",
+        ),
+        ("How many purchase orders have no buyer recorded?", "SELECT count(*) FROM po_hdr WHERE BuyerNm IS NULL"),
+        (
+            "List the names of suppliers whose lead time is longer than 40 days.",
+            "SELECT supp_nm FROM supp WHERE lead_tm_days > 40",
+        ),
+        (
+            "What are the descriptions of items that cost more than 25 dollars per unit?",
+            "SELECT descr FROM inv_item WHERE unit_cost_usd > 25",
+        ),
+        (
+            "What are the PO numbers of purchase orders with no expected delivery date?",
+            "SELECT po_no FROM po_hdr WHERE exp_dlv_dt IS NULL",
+        ),
+        # medium: GROUP BY / HAVING, one join, date ranges on TEXT dates, NOT IN
+        ("How many purchase orders are there in each status?", "SELECT sts, count(*) FROM po_hdr GROUP BY sts"),
+        ("How many suppliers are there in each country?", "SELECT ctry_cd, count(*) FROM supp GROUP BY ctry_cd"),
+        (
+            "List the descriptions of items whose quantity on hand is below their reorder point.",
+            "SELECT descr FROM inv_item WHERE qty_on_hand < reorder_pt",
+        ),
+        (
+            "What are the descriptions of the items in the Packaging category?",
+            "SELECT T1.descr FROM inv_item AS T1 JOIN item_cat AS T2 ON T1.cat_cd = T2.cat_cd WHERE T2.cat_desc = 'Packaging'",
+        ),
+        ("How many items are there in each category code?", "SELECT cat_cd, count(*) FROM inv_item GROUP BY cat_cd"),
+        (
+            "What is the total quantity ordered on purchase order PO-240050?",
+            "SELECT sum(T1.qty_ord) FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id WHERE T2.po_no = 'PO-240050'",
+        ),
+        (
+            "List the PO numbers of open purchase orders shipping to the Poznan warehouse.",
+            "SELECT T1.po_no FROM po_hdr AS T1 JOIN WH_LOCATION AS T2 ON T1.ship_to_loc_id = T2.LOC_ID WHERE T2.CITY = 'Poznan' AND T1.sts = 'OPN'",
+        ),
+        (
+            "What is the name of the supplier with the longest lead time?",
+            "SELECT supp_nm FROM supp ORDER BY lead_tm_days DESC LIMIT 1",
+        ),
+        (
+            "Which buyer placed the most purchase orders?",
+            "SELECT BuyerNm FROM po_hdr WHERE BuyerNm IS NOT NULL GROUP BY BuyerNm ORDER BY count(*) DESC LIMIT 1",
+        ),
+        (
+            "How many purchase orders were placed with suppliers based in China?",
+            "SELECT count(*) FROM po_hdr AS T1 JOIN supp AS T2 ON T1.supp_id = T2.supp_id WHERE T2.ctry_cd = 'CN'",
+        ),
+        (
+            "What is the average unit cost of items in each category code?",
+            "SELECT cat_cd, avg(unit_cost_usd) FROM inv_item GROUP BY cat_cd",
+        ),
+        (
+            "List the codes of warehouses that opened before 2015.",
+            "SELECT LOC_CD FROM WH_LOCATION WHERE OPEN_DT < '2015-01-01'",
+        ),
+        (
+            "How many stock issue movements were recorded in 2024?",
+            "SELECT count(*) FROM stock_mvmt WHERE mvmt_type = 'ISS' AND mvmt_dt BETWEEN '2024-01-01' AND '2024-12-31'",
+        ),
+        (
+            "How many purchase orders were placed in the first quarter of 2024?",
+            "SELECT count(*) FROM po_hdr WHERE po_dt BETWEEN '2024-01-01' AND '2024-03-31'",
+        ),
+        (
+            "What is the total value of all stock on hand, valued at unit cost?",
+            "SELECT sum(qty_on_hand * unit_cost_usd) FROM inv_item",
+        ),
+        (
+            "Which suppliers have we never placed a purchase order with?",
+            "SELECT supp_nm FROM supp WHERE supp_id NOT IN (SELECT supp_id FROM po_hdr)",
+        ),
+        (
+            "List the descriptions of items whose preferred supplier is Atlas Fastener Corp.",
+            "SELECT T1.descr FROM inv_item AS T1 JOIN supp AS T2 ON T1.pref_supp_id = T2.supp_id WHERE T2.supp_nm = 'Atlas Fastener Corp'",
+        ),
+        (
+            "How many stock movements are there of each movement type?",
+            "SELECT mvmt_type, count(*) FROM stock_mvmt GROUP BY mvmt_type",
+        ),
+        (
+            "How many open purchase orders are expected to be delivered in 2025?",
+            "SELECT count(*) FROM po_hdr WHERE sts = 'OPN' AND exp_dlv_dt >= '2025-01-01'",
+        ),
+        (
+            "What are the cities of the warehouses with a capacity of at least 7000 pallets?",
+            "SELECT CITY FROM WH_LOCATION WHERE CAP_PALLETS >= 7000",
+        ),
+        (
+            "How many lines does purchase order PO-240091 have?",
+            "SELECT count(*) FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id WHERE T2.po_no = 'PO-240091'",
+        ),
+        (
+            "What is the total value of purchase order PO-230016, counting ordered quantity times unit price?",
+            "SELECT sum(T1.qty_ord * T1.unit_price_usd) FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id WHERE T2.po_no = 'PO-230016'",
+        ),
+        (
+            "Which item categories have no items? Give the category description.",
+            "SELECT cat_desc FROM item_cat WHERE cat_cd NOT IN (SELECT cat_cd FROM inv_item)",
+        ),
+        (
+            "Which items have never appeared on a purchase order? Give their descriptions.",
+            "SELECT descr FROM inv_item WHERE itm_id NOT IN (SELECT itm_id FROM po_line)",
+        ),
+        (
+            "List the names of active suppliers based in the Netherlands.",
+            "SELECT supp_nm FROM supp WHERE ctry_cd = 'NL' AND is_active = 1",
+        ),
+        (
+            "What are the descriptions of the items whose home location is the Lisbon warehouse?",
+            "SELECT T1.descr FROM inv_item AS T1 JOIN WH_LOCATION AS T2 ON T1.home_loc_id = T2.LOC_ID WHERE T2.CITY = 'Lisbon'",
+        ),
+        (
+            "How many stock adjustments reduced the quantity?",
+            "SELECT count(*) FROM stock_mvmt WHERE mvmt_type = 'ADJ' AND qty < 0",
+        ),
+        (
+            "List the PO numbers and order dates of purchase orders placed in December 2024, oldest first.",
+            "SELECT po_no, po_dt FROM po_hdr WHERE po_dt BETWEEN '2024-12-01' AND '2024-12-31' ORDER BY po_dt ASC",
+        ),
+        (
+            "How many purchase orders did Priya Ito place in 2024?",
+            "SELECT count(*) FROM po_hdr WHERE BuyerNm = 'Priya Ito' AND po_dt BETWEEN '2024-01-01' AND '2024-12-31'",
+        ),
+        (
+            "Which countries have more than two suppliers?",
+            "SELECT ctry_cd FROM supp GROUP BY ctry_cd HAVING count(*) > 2",
+        ),
+        (
+            "What is the name of the supplier of purchase order PO-240085?",
+            "SELECT T2.supp_nm FROM po_hdr AS T1 JOIN supp AS T2 ON T1.supp_id = T2.supp_id WHERE T1.po_no = 'PO-240085'",
+        ),
+        (
+            "What is the total quantity received on purchase order PO-240091?",
+            "SELECT sum(T1.qty_rcvd) FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id WHERE T2.po_no = 'PO-240091'",
+        ),
+        (
+            "How many purchase orders has each buyer placed? Leave out orders with no buyer.",
+            "SELECT BuyerNm, count(*) FROM po_hdr WHERE BuyerNm IS NOT NULL GROUP BY BuyerNm",
+        ),
+        ("What is the average ordered quantity per purchase order line?", "SELECT avg(qty_ord) FROM po_line"),
+        (
+            "List the descriptions and quantities on hand of active items with more than 1500 units on hand.",
+            "SELECT descr, qty_on_hand FROM inv_item WHERE is_active = 1 AND qty_on_hand > 1500",
+        ),
+        # hard: two or more joins, grouped ORDER BY ... LIMIT 1, correlated subqueries, derived quantities
+        (
+            "Which supplier has the largest total order value (quantity ordered times unit price), not counting cancelled purchase orders?",
+            "SELECT T3.supp_nm FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id JOIN supp AS T3 ON T2.supp_id = T3.supp_id WHERE T2.sts != 'CXL' GROUP BY T3.supp_id ORDER BY sum(T1.qty_ord * T1.unit_price_usd) DESC LIMIT 1",
+        ),
+        (
+            "For each warehouse code that has open purchase orders shipping to it, how many open purchase orders are there?",
+            "SELECT T2.LOC_CD, count(*) FROM po_hdr AS T1 JOIN WH_LOCATION AS T2 ON T1.ship_to_loc_id = T2.LOC_ID WHERE T1.sts = 'OPN' GROUP BY T2.LOC_CD",
+        ),
+        (
+            "Which warehouses had no purchase orders shipped to them in 2023? Give the warehouse codes.",
+            "SELECT LOC_CD FROM WH_LOCATION WHERE LOC_ID NOT IN (SELECT ship_to_loc_id FROM po_hdr WHERE po_dt BETWEEN '2023-01-01' AND '2023-12-31')",
+        ),
+        (
+            "List the descriptions of active items that are below their reorder point and have no preferred supplier.",
+            "SELECT descr FROM inv_item WHERE is_active = 1 AND qty_on_hand < reorder_pt AND pref_supp_id IS NULL",
+        ),
+        (
+            "For each item category description that has items, what is the total value of stock on hand at unit cost?",
+            "SELECT T2.cat_desc, sum(T1.qty_on_hand * T1.unit_cost_usd) FROM inv_item AS T1 JOIN item_cat AS T2 ON T1.cat_cd = T2.cat_cd GROUP BY T2.cat_desc",
+        ),
+        (
+            "Which items were issued from stock more than 6 times? Give their descriptions.",
+            "SELECT T2.descr FROM stock_mvmt AS T1 JOIN inv_item AS T2 ON T1.itm_id = T2.itm_id WHERE T1.mvmt_type = 'ISS' GROUP BY T1.itm_id HAVING count(*) > 6",
+        ),
+        (
+            "Which open purchase orders include an item that is currently out of stock? Give the PO numbers.",
+            "SELECT DISTINCT T1.po_no FROM po_hdr AS T1 JOIN po_line AS T2 ON T1.po_id = T2.po_id JOIN inv_item AS T3 ON T2.itm_id = T3.itm_id WHERE T1.sts = 'OPN' AND T3.qty_on_hand = 0",
+        ),
+        (
+            "How many lines on closed purchase orders received less than the quantity ordered?",
+            "SELECT count(*) FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id WHERE T2.sts = 'CLS' AND T1.qty_rcvd < T1.qty_ord",
+        ),
+        (
+            "Which German suppliers have at least one open purchase order?",
+            "SELECT DISTINCT T2.supp_nm FROM po_hdr AS T1 JOIN supp AS T2 ON T1.supp_id = T2.supp_id WHERE T2.ctry_cd = 'DE' AND T1.sts = 'OPN'",
+        ),
+        (
+            "For each buyer, what is the total value (quantity ordered times unit price) of their closed purchase orders? Leave out orders with no buyer.",
+            "SELECT T1.BuyerNm, sum(T2.qty_ord * T2.unit_price_usd) FROM po_hdr AS T1 JOIN po_line AS T2 ON T1.po_id = T2.po_id WHERE T1.sts = 'CLS' AND T1.BuyerNm IS NOT NULL GROUP BY T1.BuyerNm",
+        ),
+        (
+            "In which city is the warehouse that issued the largest total quantity from stock in 2024?",
+            "SELECT T2.CITY FROM stock_mvmt AS T1 JOIN WH_LOCATION AS T2 ON T1.loc_id = T2.LOC_ID WHERE T1.mvmt_type = 'ISS' AND T1.mvmt_dt BETWEEN '2024-01-01' AND '2024-12-31' GROUP BY T2.LOC_ID ORDER BY sum(T1.qty) DESC LIMIT 1",
+        ),
+        (
+            "Which suppliers that we have ordered from have only closed purchase orders?",
+            "SELECT supp_nm FROM supp WHERE supp_id IN (SELECT supp_id FROM po_hdr) AND supp_id NOT IN (SELECT supp_id FROM po_hdr WHERE sts != 'CLS')",
+        ),
+        (
+            "How many items in the Safety equipment category are below their reorder point?",
+            "SELECT count(*) FROM inv_item AS T1 JOIN item_cat AS T2 ON T1.cat_cd = T2.cat_cd WHERE T2.cat_desc = 'Safety equipment' AND T1.qty_on_hand < T1.reorder_pt",
+        ),
+        (
+            "What is the average unit cost of items whose preferred supplier is inactive?",
+            "SELECT avg(T1.unit_cost_usd) FROM inv_item AS T1 JOIN supp AS T2 ON T1.pref_supp_id = T2.supp_id WHERE T2.is_active = 0",
+        ),
+        (
+            "Which items had goods received into stock in November 2024? Give their descriptions.",
+            "SELECT DISTINCT T2.descr FROM stock_mvmt AS T1 JOIN inv_item AS T2 ON T1.itm_id = T2.itm_id WHERE T1.mvmt_type = 'RCV' AND T1.mvmt_dt BETWEEN '2024-11-01' AND '2024-11-30'",
+        ),
+        (
+            "Which open purchase orders have already been partly received? Give the PO numbers.",
+            "SELECT DISTINCT T1.po_no FROM po_hdr AS T1 JOIN po_line AS T2 ON T1.po_id = T2.po_id WHERE T1.sts = 'OPN' AND T2.qty_rcvd > 0",
+        ),
+        (
+            "What is the total quantity still outstanding (ordered minus received) on open purchase orders?",
+            "SELECT sum(T1.qty_ord - T1.qty_rcvd) FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id WHERE T2.sts = 'OPN'",
+        ),
+        (
+            "Which items cost more per unit than the average unit cost of their own category? Give their descriptions.",
+            "SELECT T1.descr FROM inv_item AS T1 WHERE T1.unit_cost_usd > (SELECT avg(T2.unit_cost_usd) FROM inv_item AS T2 WHERE T2.cat_cd = T1.cat_cd)",
+        ),
+        (
+            "What is the description of the item received in the largest total quantity according to the stock movements?",
+            "SELECT T2.descr FROM stock_mvmt AS T1 JOIN inv_item AS T2 ON T1.itm_id = T2.itm_id WHERE T1.mvmt_type = 'RCV' GROUP BY T1.itm_id ORDER BY sum(T1.qty) DESC LIMIT 1",
+        ),
+        (
+            "How many units of Safety gloves L have been issued from stock in total?",
+            "SELECT sum(T1.qty) FROM stock_mvmt AS T1 JOIN inv_item AS T2 ON T1.itm_id = T2.itm_id WHERE T2.descr = 'Safety gloves L' AND T1.mvmt_type = 'ISS'",
+        ),
+        (
+            "Which purchase orders include a line priced more than 8 percent above the item's unit cost? Give the PO numbers.",
+            "SELECT DISTINCT T1.po_no FROM po_hdr AS T1 JOIN po_line AS T2 ON T1.po_id = T2.po_id JOIN inv_item AS T3 ON T2.itm_id = T3.itm_id WHERE T2.unit_price_usd > T3.unit_cost_usd * 1.08",
+        ),
+        (
+            "What is the name of the supplier on the purchase order line with the highest unit price?",
+            "SELECT T3.supp_nm FROM po_line AS T1 JOIN po_hdr AS T2 ON T1.po_id = T2.po_id JOIN supp AS T3 ON T2.supp_id = T3.supp_id ORDER BY T1.unit_price_usd DESC LIMIT 1",
+        ),
+        (
+            "List each warehouse code with the number of items that have it as their home location, leaving out warehouses that are home to no items.",
+            "SELECT T2.LOC_CD, count(*) FROM inv_item AS T1 JOIN WH_LOCATION AS T2 ON T1.home_loc_id = T2.LOC_ID GROUP BY T2.LOC_CD",
+        ),
+        (
+            "How many items in the Electrical category have a preferred supplier based in China?",
+            "SELECT count(*) FROM inv_item AS T1 JOIN item_cat AS T2 ON T1.cat_cd = T2.cat_cd JOIN supp AS T3 ON T1.pref_supp_id = T3.supp_id WHERE T2.cat_desc = 'Electrical' AND T3.ctry_cd = 'CN'",
+        ),
+    ],
+}
+
+
+def heldout_examples(db_id: str = ADAPT_DB_ID) -> list[dict]:
+    """Hand-written held-out questions with gold SQL: `{"db_id", "question", "sql", "question_id"}` dicts.
+
+    Raises:
+        ValueError: a database without held-out questions.
+    """
+    if db_id not in _HELDOUT:
+        raise ValueError(f"no held-out questions for {db_id!r}; choose from {list(_HELDOUT)}")
+    return [
+        {"db_id": db_id, "question": question, "sql": sql, "question_id": f"{db_id}-{i:03d}"}
+        for i, (question, sql) in enumerate(_HELDOUT[db_id], 1)
+    ]

@@ -46,8 +46,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from trl import DPOConfig, DPOTrainer, ModelConfig, TrlParser
+from trl import DPOConfig, DPOTrainer, ModelConfig
 
+from sense_hub.compute import compact_lm_head, configure_threads
 from sense_hub.errors import UsageError
 from sense_hub.formats import PAIRS_COLUMNS, REWARD_COLUMN
 from sense_hub.matching import METRICS
@@ -547,6 +548,8 @@ def train_round(
     model = AutoModelForCausalLM.from_pretrained(main_path, **init_kwargs)
     ref_model = AutoModelForCausalLM.from_pretrained(opponent_path, **init_kwargs)
     columns = ["prompt", "chosen", "rejected", REWARD_COLUMN]
+    compact_lm_head()
+    configure_threads()
     dataset = Dataset.from_list([{c: row[c] for c in columns} for row in rows])
     trainer = SPFTTrainer(
         model=model,
@@ -919,9 +922,3 @@ def _write_card(
 # ---------------------------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def make_parser(**kwargs) -> TrlParser:
-    """The `TrlParser` of (SPFTScriptArguments, SPFTConfig, ModelConfig), as used by `recipes/spft.py`; `kwargs` go
-    to `argparse.ArgumentParser` (`prog`, `exit_on_error`)."""
-    return TrlParser((SPFTScriptArguments, SPFTConfig, ModelConfig), **kwargs)

@@ -30,6 +30,7 @@ from typing import Any
 from transformers import TrainerCallback
 from trl import DPOConfig, ModelConfig, ScriptArguments, SFTConfig
 
+from sense_hub.compute import compact_lm_head, configure_threads
 from sense_hub.errors import TrainingDataError
 from sense_hub.records import load_records
 
@@ -416,6 +417,7 @@ def build_sft_trainer(
     """
     from trl import SFTTrainer
 
+    compact_lm_head()
     if train_dataset is None:
         train_dataset = trainer_dataset(script_args, target="sft")
         if eval_dataset is None:
@@ -527,6 +529,7 @@ def _preference_trainer(
     training_args: CDPOConfig, model_args: ModelConfig, train_dataset, eval_dataset, callbacks: list | None
 ):
     loss = training_args.preference_loss
+    compact_lm_head()
     model_name = resolve_model_name(model_args.model_name_or_path)
     training_args.model_init_kwargs = model_init_kwargs(training_args, model_args)
     peft_config, quantization_config = peft_and_quantization(model_args)
@@ -791,6 +794,7 @@ class TimeBudgetCallback(TrainerCallback):
 
 
 def _train(trainer, training_args, max_train_minutes: float | None = None) -> None:
+    configure_threads()
     if max_train_minutes:
         trainer.add_callback(TimeBudgetCallback(max_train_minutes))
     log_steps_quietly(trainer)

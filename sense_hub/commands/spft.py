@@ -1,64 +1,55 @@
-"""`sense-hub spft`: SPFT-SQL self-play rounds, with the options of `recipes/spft.py`.
+"""`sense-hub spft --config recipes/<model>/spft.yaml --dataset_name TRAIN.jsonl --db_root DBS [--field value ...]`:
+SPFT-SQL self-play rounds, main (best so far) against opponent (weakest so far) with the error-driven loss.
 
-    sense-hub spft --config recipes/smollm2-135m/spft.yaml --dataset_name TRAIN.jsonl --db_root DBS [--field value ...]
-
-YAML keys and flags are the dataclass fields of `SPFTScriptArguments`, `SPFTConfig` and `trl.ModelConfig`, parsed
-by the recipe's own `TrlParser` (the command line overrides the YAML); `accelerate launch recipes/spft.py --help`
-lists them. Prints the rounds table, then a one-line JSON summary.
+TRAIN.jsonl has `question`, `sql` (gold) and `db_id` per line (strong records work as they are). Each round writes
+`OUTPUT_DIR/round_NN/` (state.json, data.jsonl, model/); rerunning the same command resumes where it stopped. YAML
+keys are the dataclass fields of `SPFTScriptArguments`, `SPFTConfig` (a `trl.DPOConfig`) and `trl.ModelConfig`; the
+command line overrides the YAML. Prints the rounds table, then a one-line JSON summary. `accelerate launch
+recipes/spft.py ...` runs the same `main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from sense_hub.errors import MissingFileError, SenseHubError, UsageError
+from sense_hub.commands import trainers
 
-# The dataclass fields go to the recipe's TrlParser unparsed (see `cli.main`).
+NAME = "spft"
 takes_extra_arguments = True
 
 
+def make_parser(subparsers=None):
+    from trl import ModelConfig
+
+    from sense_hub.spft import SPFTConfig, SPFTScriptArguments
+
+    return trainers.trl_parser((SPFTScriptArguments, SPFTConfig, ModelConfig), NAME, subparsers)
+
+
+def main(script_args, training_args, model_args) -> None:
+    import logging
+
+    from sense_hub.spft import rounds_table, run_spft
+    from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with capture_to_log(run_log_path(training_args.output_dir, NAME)) as terminal, terminal.stage(NAME):
+        best = run_spft(script_args, training_args, model_args)
+    if not is_main_process():  # one report for the whole run; only the main process writes the model and card
+        return
+    trainers.say(f"Warnings and training logs: {terminal.log_path}")
+    results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text(encoding="utf-8"))
+    trainers.say(rounds_table(results["rounds"]))
+    trainers.say(f"Best model (held-out EX {results['best']['accuracy']:.3f}): {best}")
+    trainers.say(json.dumps({"best_model": str(best), "best": results["best"]}))
+
+
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="YAML of dataclass fields; the command line overrides it.")
-    parser.epilog = "Any other --field value is a dataclass field (see `accelerate launch recipes/spft.py --help`)."
-
-
-def parse(args: argparse.Namespace) -> tuple:
-    """(script_args, training_args, model_args) from `--config` and the other flags, by the recipe's `TrlParser`;
-    parsed once and kept on `args`."""
-    if getattr(args, "parsed", None) is None:
-        from sense_hub.spft import make_parser
-
-        argv = list(args.extra)
-        if args.config is not None:
-            if not Path(args.config).is_file():
-                raise MissingFileError(f"--config {args.config}: no such file")
-            argv = ["--config", str(args.config), *argv]
-        parser = make_parser(prog="sense-hub spft", exit_on_error=False)
-        try:
-            args.parsed = tuple(parser.parse_args_and_config(argv))
-        except (ValueError, argparse.ArgumentError) as err:  # an unknown key or a bad value, named by the parser
-            raise UsageError(f"{args.config or 'arguments'}: {err}") from err
-    return args.parsed
-
-
-def log_file(args: argparse.Namespace) -> Path | None:
-    """`<output_dir>/spft.log`; None when the arguments do not parse (`run_cli` then reports why)."""
-    try:
-        _, training_args, _ = parse(args)
-    except SenseHubError:
-        return None
-    return Path(training_args.output_dir) / "spft.log"
+    trainers.add_cli_arguments(parser, NAME)
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from sense_hub.spft import rounds_table, run_spft
-
-    script_args, training_args, model_args = parse(args)
-    best = run_spft(script_args, training_args, model_args)
-    results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text(encoding="utf-8"))
-    sys.stdout.write(rounds_table(results["rounds"]) + "\n")
-    sys.stdout.write(json.dumps({"best_model": str(best), "best": results["best"]}) + "\n")
+    main(*trainers.parse(args, make_parser, NAME))
     return 0
