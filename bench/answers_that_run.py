@@ -94,11 +94,11 @@ def main(argv=None) -> int:
     from sense_hub.execution import Executor
     from sense_hub.generation import GenerationConfig, load_generator
     from sense_hub.repair import repair
-    from sense_hub.sampling import _prompts, _usable, predict
+    from sense_hub.sampling import example_prompts, predict, usable_examples
 
     db_root = args.spider / "database"
     examples = load_examples(args.input) if args.input else load_benchmark("spider", root=args.spider)
-    items = _usable(examples, db_root, skip_problems=False)
+    items = usable_examples(examples, db_root, skip_problems=False)
     if args.limit:
         items = items[: args.limit]
     examples = [ex for ex, _ in items]
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         fixed = repair(
             gen() if model else None,
-            _prompts(items),
+            example_prompts(items),
             [r["pred"] for r in source],
             paths,
             rounds=args.repair_rounds,

@@ -58,10 +58,10 @@ class ConstraintError(SenseHubError):
 
 def schema_names(db_path: str | Path) -> list[str]:
     """The table and column names of an SQLite database, each once, in schema order."""
-    from sense_hub.prompts import _schema_of
+    from sense_hub.prompts import cached_schema
 
     names: list[str] = []
-    for table in _schema_of(db_path, 0).tables:
+    for table in cached_schema(db_path, 0).tables:
         names.append(table.name)
         names += [c.name for c in table.columns]
     return list(dict.fromkeys(names))

@@ -31,14 +31,14 @@ from sense_hub.rewards import REWARDS, ExecutionScorer, get_reward_funcs
 from sense_hub.training import (
     SenseScriptArguments,
     TrainingDataError,
-    _default_db_root,
-    _train,
+    default_db_root,
     load_eval_results,
     model_init_kwargs,
     peft_and_quantization,
     resolve_model_name,
     save_trained_model,
     strong_to_sft,
+    train,
     write_training_card,
 )
 
@@ -192,7 +192,7 @@ def build_grpo_dataset(script_args: GRPOScriptArguments, *, split: str | None = 
     records = load_records(
         script_args.dataset_name, config=script_args.dataset_config, split=split, error=TrainingDataError
     )
-    rows = grpo_records(records, db_root=_default_db_root(script_args))
+    rows = grpo_records(records, db_root=default_db_root(script_args))
     if split == script_args.dataset_train_split and script_args.max_train_samples:
         rows = rows[: script_args.max_train_samples]
     if limit is not None and limit >= 0:
@@ -246,7 +246,7 @@ def build_grpo_trainer(
         raise TrainingDataError(f"{script_args.dataset_name}: no records in split {script_args.dataset_train_split!r}")
     reward_funcs = get_reward_funcs(
         script_args.reward_funcs,
-        db_root=_default_db_root(script_args),
+        db_root=default_db_root(script_args),
         metric=script_args.metric,
         keep_distinct=script_args.keep_distinct,
         timeout=script_args.execution_timeout,
@@ -284,7 +284,7 @@ def heldout_execution_accuracy(
     from sense_hub.evaluation import score_examples
     from sense_hub.generation import load_generator
 
-    db_root = _default_db_root(script_args)
+    db_root = default_db_root(script_args)
     if db_root is None:
         raise TrainingDataError("held-out EX needs --db_root: the folder with <db_id>/<db_id>.sqlite inside")
     examples = [
@@ -438,7 +438,7 @@ def run_grpo(
         )
     scorer = None if script_args.reward_funcs == ["format"] else _scorer(script_args)
     trainer = build_grpo_trainer(script_args, training_args, model_args, callbacks=callbacks, scorer=scorer)
-    _train(trainer, training_args, script_args.max_train_minutes)
+    train(trainer, training_args, script_args.max_train_minutes)
     output_dir = save_trained_model(trainer, training_args.output_dir, merge_lora=script_args.merge_lora)
     if trainer.accelerator.is_main_process:
         trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
@@ -489,7 +489,7 @@ def run_grpo(
 
 def _scorer(script_args: GRPOScriptArguments) -> ExecutionScorer:
     return ExecutionScorer(
-        db_root=_default_db_root(script_args),
+        db_root=default_db_root(script_args),
         metric=script_args.metric,
         keep_distinct=script_args.keep_distinct,
         timeout=script_args.execution_timeout,

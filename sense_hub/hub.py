@@ -573,7 +573,7 @@ def push_model_folder(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
+SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
 
 
 def predictions_config_name(benchmark: str, split: str) -> str:
@@ -638,7 +638,7 @@ def write_predictions_repo(
     out_dir = Path(out_dir)
     config_name = predictions_config_name(benchmark, split)
     check_config_name(config_name)
-    if not _SPLIT_NAME.match(split):
+    if not SPLIT_NAME.match(split):
         raise UsageError(f"invalid split name {split!r}: use letters, digits and '_' (e.g. 'dev', 'test')")
     records = validate_records("predictions", prediction_rows(rows), source=source)
     if not records:

@@ -202,7 +202,7 @@ def _introspect_cached(path: str, mtime_ns: int, size: int, sample_values: int):
     return introspect(path, sample_values=sample_values)
 
 
-def _schema_of(db_path: str | Path, sample_values: int):
+def cached_schema(db_path: str | Path, sample_values: int):
     path = Path(db_path).resolve()
     try:
         stat = path.stat()
@@ -229,7 +229,7 @@ def serialize_schema(db_path: str | Path, *, sample_values: int = 3, max_chars: 
     Raises:
         sense_hub.databases.DatabaseError: the file is missing, not SQLite or corrupt.
     """
-    schema = _schema_of(db_path, sample_values)
+    schema = cached_schema(db_path, sample_values)
     return render_schema(schema, sample_values=sample_values, max_chars=max_chars, question=question)
 
 

@@ -71,8 +71,17 @@ class QuickstartConfig:
     eval_db_ids: list[str] | None = field(
         default=None,
         metadata={
-            "help": "Held-out databases: never trained on, used for execution accuracy. Default: the databases the "
-            "dataset writer puts in the validation split (split by database, `validation_fraction`)."
+            "help": "Held-out databases, whose hand-written questions are scored and never trained on. Default: the "
+            "bundled `warehouse_ops` (79 hand-written questions); with `db_root`, the databases the dataset writer "
+            "puts in the validation split (split by database, `validation_fraction`)."
+        },
+    )
+    adapt: bool = field(
+        default=True,
+        metadata={
+            "help": "Adapt the student to the held-out databases: the teacher's verified questions over them train "
+            "too (`sense-hub adapt`'s recipe), while their hand-written questions are only scored. False: SENSE's "
+            "cross-domain split, where the held-out databases are not trained on at all."
         },
     )
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of databases held out."})
@@ -110,10 +119,10 @@ class QuickstartConfig:
     weak_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the weak model."})
     pairs_preset: str = field(default="keep-gold-limit1", metadata={"help": "Pair construction preset."})
     eval_questions: int = field(
-        default=44,
+        default=80,
         metadata={
             "help": "Held-out questions scored before/after training: the held-out databases' hand-written "
-            "questions first (the bundled `bookshop` has 44), then their synthesized ones."
+            "questions (the bundled `warehouse_ops` has 79); without `adapt`, then their synthesized ones."
         },
     )
     max_new_tokens: int = field(default=96, metadata={"help": "Generation budget per SQL."})
@@ -316,7 +325,13 @@ class Pipeline:
         import shutil
 
         from sense_hub.databases import list_databases
-        from sense_hub.sample_data import build_sample_databases, seed_examples
+        from sense_hub.sample_data import (
+            ADAPT_DB_ID,
+            SAMPLE_DB_IDS,
+            build_sample_databases,
+            heldout_examples,
+            seed_examples,
+        )
 
         if self.config.db_root:
             for db_id, path in list_databases(self.config.db_root).items():
@@ -327,15 +342,17 @@ class Pipeline:
                 shutil.copyfile(path, target)
             seeds: list[dict] = []
         else:
-            build_sample_databases(self.layout.databases)
-            seeds = seed_examples()
+            build_sample_databases(self.layout.databases, db_ids=(*SAMPLE_DB_IDS, ADAPT_DB_ID))
+            seeds = seed_examples() + heldout_examples(ADAPT_DB_ID)
         write_jsonl(self.layout.work / "seeds.jsonl", seeds)
         from sense_hub.hub import split_by_database
 
         dbs = self.db_paths()
         if len(dbs) < 2:
             raise UsageError(f"the quickstart needs at least two databases (one held out), found {sorted(dbs)}")
-        if self.config.eval_db_ids is None:
+        if self.config.eval_db_ids is None and not self.config.db_root:
+            eval_dbs = [ADAPT_DB_ID]
+        elif self.config.eval_db_ids is None:
             split = split_by_database(
                 [{"db_id": db_id} for db_id in dbs],
                 validation_fraction=max(self.config.validation_fraction, 1e-9),
@@ -407,6 +424,8 @@ class Pipeline:
     def synthesis_db_ids(self) -> list[str]:
         """The databases template synthesis covers: the training ones, and the held-out ones only when their
         hand-written questions are fewer than `eval_questions` (their synthesized ones then fill the evaluation)."""
+        if self.config.adapt:  # the teacher writes for the databases the student adapts to
+            return list(self.eval_db_ids)
         seeds = [r for r in read_jsonl(self.layout.work / "seeds.jsonl") if self.is_eval_db(r["db_id"])]
         training = [db_id for db_id in self.db_paths() if not self.is_eval_db(db_id)]
         return training + (self.eval_db_ids if len(seeds) < self.config.eval_questions else [])
@@ -425,18 +444,34 @@ class Pipeline:
             for i, r in enumerate(records)
         ]
 
+    def training_records(self) -> tuple[list[dict], list[dict]]:
+        """(hand-written, strong) records that may train: never a held-out database's hand-written question; with
+        `adapt`, the strong records of the held-out databases too (minus any that repeat a held-out question)."""
+        seeds = read_jsonl(self.layout.work / "seeds.jsonl")
+        held_out = {" ".join(r["question"].lower().split()) for r in seeds if self.is_eval_db(r["db_id"])}
+        strong = [
+            r
+            for r in read_jsonl(self.layout.work / "strong.jsonl")
+            if (self.config.adapt or not self.is_eval_db(r["db_id"]))
+            and " ".join(r["question"].lower().split()) not in held_out
+        ]
+        return [r for r in seeds if not self.is_eval_db(r["db_id"])], strong
+
     def train_examples(self):
         import random
 
-        strong = [r for r in read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
-        seeds = [r for r in read_jsonl(self.layout.work / "seeds.jsonl") if not self.is_eval_db(r["db_id"])]
+        seeds, strong = self.training_records()
         rng = random.Random(self.config.seed)
         rng.shuffle(strong)
         return (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.weak_questions]
 
     def eval_examples(self):
         seeds = [r for r in read_jsonl(self.layout.work / "seeds.jsonl") if self.is_eval_db(r["db_id"])]
-        strong = [r for r in read_jsonl(self.layout.work / "strong.jsonl") if self.is_eval_db(r["db_id"])]
+        strong = (
+            []
+            if self.config.adapt
+            else [r for r in read_jsonl(self.layout.work / "strong.jsonl") if self.is_eval_db(r["db_id"])]
+        )
         return (self._examples(seeds, "seed") + self._examples(strong, "strong"))[: self.config.eval_questions]
 
     def stage_weak(self) -> dict[str, Any]:
@@ -605,10 +640,9 @@ class Pipeline:
 
     def stage_sft(self) -> dict[str, Any]:
         self.release(self.config.model)
-        # SENSE's SFT data: the human questions and the strong records of the training databases (the held-out
-        # ones are for evaluation only)
-        seeds = [r for r in read_jsonl(self.layout.work / "seeds.jsonl") if not self.is_eval_db(r["db_id"])]
-        strong = [r for r in read_jsonl(self.layout.work / "strong.jsonl") if not self.is_eval_db(r["db_id"])]
+        # SENSE's SFT data: the human questions of the training databases and the strong records (with `adapt`, the
+        # held-out databases' verified synthetic questions too; their hand-written ones are for evaluation only)
+        seeds, strong = self.training_records()
         train = [{"id": f"seed-{i}", **r} for i, r in enumerate(seeds)] + strong
         write_jsonl(self.layout.work / "sft-train.jsonl", train)
         return self._train(
@@ -642,6 +676,12 @@ class Pipeline:
                 "databases": self.eval_db_ids,
                 "questions": done["eval_base"]["questions"],
                 "metric": "execution accuracy (spider semantics)",
+                "kind": "hand-written questions, never trained on"
+                + (
+                    "; the student was adapted to these databases (their verified synthetic questions)"
+                    if self.config.adapt
+                    else ""
+                ),
             },
             "execution_accuracy": {
                 "base": done["eval_base"]["execution_accuracy"],

@@ -72,9 +72,9 @@ class SchemaIndex:
     """Table and column names of one database, for name hints and name fixes."""
 
     def __init__(self, db_path: str | Path) -> None:
-        from sense_hub.prompts import _schema_of
+        from sense_hub.prompts import cached_schema
 
-        schema = _schema_of(db_path, 0)
+        schema = cached_schema(db_path, 0)
         self.tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
         self.columns = [(t, c) for t, cols in self.tables.items() for c in cols]
         self.links = [(t.name, fk.column, fk.ref_table, fk.ref_column) for t in schema.tables for fk in t.foreign_keys]

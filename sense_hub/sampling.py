@@ -127,7 +127,7 @@ class _ChunkedOutput:
         append_jsonl(self.path, records)
 
 
-def _usable(examples: Sequence[Example], db_root, *, skip_problems: bool) -> list[tuple[Example, Path]]:
+def usable_examples(examples: Sequence[Example], db_root, *, skip_problems: bool) -> list[tuple[Example, Path]]:
     from sense_hub.databases import DatabaseError
 
     roots = as_db_roots(db_root)
@@ -212,7 +212,7 @@ def _run_chunks(
     return [rec for ex, _ in items for rec in done.get(ex.question_id, [])]
 
 
-def _prompts(chunk: list[tuple[Example, Path]]) -> list[list[dict]]:
+def example_prompts(chunk: list[tuple[Example, Path]]) -> list[list[dict]]:
     from sense_hub.prompts import prompt_for_database
 
     return [prompt_for_database(ex.question, db_path, evidence=ex.evidence) for ex, db_path in chunk]
@@ -247,7 +247,7 @@ def _repair_candidates(generated, chunk, generator, *, rounds, style, samples, c
     ]
     if not broken:
         return {}
-    prompts = _prompts(chunk)
+    prompts = example_prompts(chunk)
     fixed = repair(
         generator,
         [prompts[q] for q, _ in broken],
@@ -329,7 +329,7 @@ def sample_candidates(
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be at least 1, got {chunk_size}")
     name = _generator_name(generator)
-    items = _usable(examples, db_root, skip_problems=True)
+    items = usable_examples(examples, db_root, skip_problems=True)
     manifest = {
         "version": _MANIFEST_VERSION,
         "kind": "weak",
@@ -350,7 +350,7 @@ def sample_candidates(
     def process(chunk: list[tuple[Example, Path]], index: int) -> list[dict]:
         generated = evaluate_generator(
             generator,
-            _prompts(chunk),
+            example_prompts(chunk),
             config=_config(
                 n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
             ),
@@ -829,7 +829,7 @@ def predict(
     if temperature is None:
         temperature = 0.0 if n == 1 else 0.8
     name = _generator_name(generator)
-    items = _usable(examples, db_root, skip_problems=False)
+    items = usable_examples(examples, db_root, skip_problems=False)
     manifest = {
         "version": _MANIFEST_VERSION,
         "kind": "predictions",
@@ -863,7 +863,7 @@ def predict(
         config = _config(
             n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=_chunk_seed(seed, index)
         )
-        prompts = _prompts(chunk)
+        prompts = example_prompts(chunk)
         grammars = grammars_of(chunk)
         if grammars is not None:
             config = dataclasses.replace(config, grammars=grammars)

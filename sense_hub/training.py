@@ -296,7 +296,7 @@ def record_kind(columns: Iterable[str]) -> str:
     )
 
 
-def _default_db_root(script_args: SenseScriptArguments) -> Path | None:
+def default_db_root(script_args: SenseScriptArguments) -> Path | None:
     if script_args.db_root:
         return Path(script_args.db_root)
     source = Path(script_args.dataset_name or "")
@@ -338,7 +338,7 @@ def trainer_dataset(
     if split == script_args.dataset_train_split and script_args.max_train_samples:
         records = list(records)[: script_args.max_train_samples]
     kind = record_kind(records[0].keys())
-    db_root = _default_db_root(script_args)
+    db_root = default_db_root(script_args)
     converters = {
         ("sft", "strong"): lambda r: strong_to_sft(r, db_root=db_root),
         ("sft", "sft"): lambda r: [{"prompt": x["prompt"], "completion": x["completion"]} for x in r],
@@ -793,7 +793,7 @@ class TimeBudgetCallback(TrainerCallback):
         return control
 
 
-def _train(trainer, training_args, max_train_minutes: float | None = None) -> None:
+def train(trainer, training_args, max_train_minutes: float | None = None) -> None:
     configure_threads()
     if max_train_minutes:
         trainer.add_callback(TimeBudgetCallback(max_train_minutes))
@@ -815,7 +815,7 @@ def run_sft(
     push = bool(training_args.push_to_hub)
     training_args.push_to_hub = False  # the card is ours; we push the finished folder once
     trainer = build_sft_trainer(script_args, training_args, model_args, callbacks=callbacks)
-    _train(trainer, training_args, script_args.max_train_minutes)
+    train(trainer, training_args, script_args.max_train_minutes)
     return _finish(trainer, script_args, training_args, model_args, stage="sft", push=push)
 
 
@@ -830,5 +830,5 @@ def run_cdpo(
     push = bool(training_args.push_to_hub)
     training_args.push_to_hub = False
     trainer = build_preference_trainer(script_args, training_args, model_args, callbacks=callbacks)
-    _train(trainer, training_args, script_args.max_train_minutes)
+    train(trainer, training_args, script_args.max_train_minutes)
     return _finish(trainer, script_args, training_args, model_args, stage=training_args.preference_loss, push=push)

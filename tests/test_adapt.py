@@ -93,7 +93,7 @@ def test_adapt_runs_end_to_end_on_a_bundled_database_and_resumes(tmp_path, tiny_
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     db = build_sample_databases(tmp_path / "dbs", db_ids=("bookshop",))["bookshop"]
     questions = tmp_path / "mine.jsonl"
-    seeds = [r for r in seed_examples(("bookshop",))][:3]
+    seeds = seed_examples(("bookshop",))[:3]
     questions.write_text("".join(json.dumps({"question": r["question"], "sql": r["sql"]}) + "\n" for r in seeds))
     out = tmp_path / "adapted-run"
     argv = ["adapt", "--db", str(db), "--output-dir", str(out), "--questions", str(questions)]
@@ -107,7 +107,9 @@ def test_adapt_runs_end_to_end_on_a_bundled_database_and_resumes(tmp_path, tiny_
     summary = json.loads((out / "adapt.json").read_text())
     assert summary["database"]["sha256"] and summary["counts"]["verified_questions"] > 0
     assert set(summary["scores"]) == {"base", "sft", "adapted"} and summary["held_out"] == "your questions"
-    trained = {json.loads(line)["question"] for line in (out / "data" / "strong-templates.jsonl").read_text().splitlines()}
+    trained = {
+        json.loads(line)["question"] for line in (out / "data" / "strong-templates.jsonl").read_text().splitlines()
+    }
     assert not trained & {r["question"] for r in seeds}  # the user's questions are never trained on
     card = (out / "models" / "adapted" / "README.md").read_text()
     assert summary["database"]["sha256"] in card and "sense-hub adapt" in card

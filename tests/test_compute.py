@@ -91,8 +91,9 @@ def test_sft_loss_equals_the_full_logits_loss(tmp_path, tiny_db, tiny_model_dir)
         {"preference_loss": "cdpo", "cdpo_epsilon": 0.1},
         {"preference_loss": "dpo", "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]},
         {"preference_loss": "dpo", "loss_type": ["sft"]},
+        {"preference_loss": "cdpo", "cdpo_epsilon": 0.1, "precompute_ref_log_probs": True},
     ],
-    ids=["sigmoid", "cdpo", "sigmoid+sft", "sft"],
+    ids=["sigmoid", "cdpo", "sigmoid+sft", "sft", "cdpo-precomputed-reference"],
 )
 def test_preference_loss_equals_the_full_logits_loss(settings, tmp_path, tiny_db, tiny_model_dir):
     args = CDPOConfig(output_dir=str(tmp_path / "out"), beta=0.5, per_device_train_batch_size=4, **settings, **CPU)

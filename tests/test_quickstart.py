@@ -86,7 +86,11 @@ def test_quickstart_writes_the_contracted_layout(quickstart_run, tmp_path):
     assert len(judged) == report["eval_set"]["questions"] and {"question_id", "pred", "correct"} <= set(judged[0])
     assert "| base |" in (out / "compare.md").read_text()
     held_out = set(report["eval_set"]["databases"])
-    assert held_out and not held_out & set(pairs["train"]["db_id"])
+    assert held_out == {"warehouse_ops"}  # the student is adapted to it: its verified synthetic questions train
+    asked = {r["question"] for r in judged}
+    for split in (strong["train"], weak["train"]):  # but its hand-written questions are only ever scored
+        assert not asked & set(split["question"])
+    assert not asked & {p[-1]["content"].split("Question: ")[-1].split("\n")[0] for p in pairs["train"]["prompt"]}
     for name in ("sense-sft", "sense-cdpo"):
         folder = out / "models" / name
         assert list(folder.glob("*.safetensors"))

@@ -33,7 +33,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--student", default=DEFAULT_STUDENT, help=f"the model to adapt (default: {DEFAULT_STUDENT})")
     parser.add_argument(
-        "--teacher", default=DEFAULT_TEACHER, help=f"writes and verifies the questions (default: {DEFAULT_TEACHER}; 'rules': template-worded questions, no model)"
+        "--teacher",
+        default=DEFAULT_TEACHER,
+        help=f"writes and verifies the questions (default: {DEFAULT_TEACHER}; 'rules': template-worded questions, no model)",
     )
     parser.add_argument(
         "--teacher-base-url", default=None, help="an OpenAI-compatible endpoint serving --teacher (vLLM, SGLang, ...)"

@@ -189,7 +189,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def _check_push_arguments(args: argparse.Namespace) -> None:
-    from sense_hub.hub import _SPLIT_NAME, check_repo_id
+    from sense_hub.hub import SPLIT_NAME, check_repo_id
 
     try:
         check_repo_id(args.push_to_hub)
@@ -199,7 +199,7 @@ def _check_push_arguments(args: argparse.Namespace) -> None:
         raise UsageError(
             "--push-to-hub needs --benchmark NAME (e.g. spider): the dataset has one config per benchmark"
         )
-    if not _SPLIT_NAME.match(args.split) or not _SPLIT_NAME.match(args.benchmark.replace("-", "_")):
+    if not SPLIT_NAME.match(args.split) or not SPLIT_NAME.match(args.benchmark.replace("-", "_")):
         raise UsageError(
             f"--benchmark {args.benchmark!r} / --split {args.split!r}: use letters, digits and '_' (e.g. spider, dev)"
         )
