@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Dataset
+from test_training import CPU, pairs_records, strong_records
 from trl import ModelConfig, SFTConfig
 
 from sense_hub import compute
@@ -15,21 +16,12 @@ from sense_hub.training import (
     build_sft_trainer,
     strong_to_sft,
 )
-from tests.test_training import CPU, pairs_records, strong_records
 
 
 @pytest.fixture(autouse=True)
 def _restore_compaction():
     yield
     compute.compact_lm_head(True)
-
-
-def _full_logits_completion_logps(model, batch, mask_key: str):
-    """Per-sequence sum of the completion tokens' log-probabilities from the model's full logits."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-    logps = torch.log_softmax(logits.float(), dim=-1)
-    token_logps = logps.gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
-    return token_logps * batch[mask_key][:, 1:], batch[mask_key][:, 1:]
 
 
 def _loss_and_grads(trainer, batch, *, compact: bool):
@@ -80,8 +72,12 @@ def test_sft_loss_equals_the_full_logits_loss(tmp_path, tiny_db, tiny_model_dir)
     full = _loss_and_grads(trainer, batch, compact=False)
     _assert_same(kept, full)
     with torch.no_grad():  # and both are the completion-only cross-entropy of the model's own full logits
-        token_logps, mask = _full_logits_completion_logps(trainer.model, batch, "completion_mask")
-    torch.testing.assert_close(kept[0], -token_logps.sum() / mask.sum(), rtol=1e-5, atol=1e-6)
+        logits = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        labels = batch["labels"][:, 1:]
+        mask = labels != -100
+        token_logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1))
+    assert 0 < mask.sum() < mask.numel()  # the prompt is masked out, the completion is not
+    torch.testing.assert_close(kept[0], -token_logps.squeeze(-1)[mask].sum() / mask.sum(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
