@@ -750,13 +750,17 @@ class Experiment:
         return spec.start_from if spec.start_from in self.arms else None
 
     def compare(self, arms: list[str], *, suffix: str = "", table: Path) -> dict:
-        """`sense-hub compare` over the arms' judged files; the markdown goes to `table`, the JSON is returned."""
+        """`sense-hub compare`'s comparison of the arms' judged files, in this process; the markdown goes to
+        `table`, the summary (its JSON line) is returned."""
+        from sense_hub import compare
+
         files = [self.out / "judged" / f"{arm}{suffix}.jsonl" for arm in arms]
-        cmd = self.cli("compare", *files, names=",".join(arms), bootstrap=self.config.bootstrap, output=table)
-        data = self.run_command("compare", cmd)
-        if not data:
-            raise StageError(f"compare: no JSON summary; see {self.out / 'logs' / 'compare.log'}")
-        return data
+        try:
+            result = compare.compare(files, names=list(arms), n_resamples=self.config.bootstrap, seed=0)
+        except ValueError as err:
+            raise StageError(f"compare: {err}") from err
+        table.write_text(compare.render_markdown(result), encoding="utf-8")
+        return compare.summary(result)
 
     def scored(self, suffix: str = "") -> list[str]:
         return [a for a in self.arms if (self.out / "judged" / f"{a}{suffix}.jsonl").is_file()]

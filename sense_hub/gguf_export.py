@@ -1,6 +1,6 @@
 """A GGUF file of a trained model for llama.cpp, written by llama.cpp's own converter.
 
-The converter (`convert_hf_to_gguf.py`) and its `gguf-py` ship inside llama.cpp's sources, which PyPI carries in the
+The converter (`convert_hf_to_gguf.py`, its `conversion/` package and `gguf-py`) ships inside llama.cpp's sources, which PyPI carries in the
 llama-cpp-python source package (`vendor/llama.cpp`). The first export fetches that package with pip (sources, not
 weights; nothing is compiled) into the cache, or uses a llama.cpp checkout named by `LLAMA_CPP_DIR`. The converter
 writes `f16`, `bf16` and `q8_0` itself; `q4_k_m` needs llama.cpp's `llama-quantize` program (from a llama.cpp
@@ -72,7 +72,10 @@ def llama_cpp_sources() -> Path:
                 m
                 for m in tar.getmembers()
                 if m.name.startswith(prefix)
-                and (m.name.endswith("convert_hf_to_gguf.py") or m.name.startswith(prefix + "gguf-py/"))
+                and (
+                    m.name == prefix + "convert_hf_to_gguf.py"
+                    or m.name.startswith((prefix + "gguf-py/", prefix + "conversion/"))
+                )
                 and (m.isfile() or m.isdir())
             ]
             for m in members:

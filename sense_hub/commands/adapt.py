@@ -50,6 +50,28 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sft-epochs", type=float, default=2.0, help="SFT epochs (default: 2)")
     parser.add_argument("--cdpo-epochs", type=float, default=1.0, help="cDPO epochs (default: 1)")
     parser.add_argument("--seed", type=int, default=42, help="seed of every random choice (default: 42)")
+    for stage in ("sft", "cdpo"):
+        parser.add_argument(
+            f"--{stage}-option",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"a field of the {stage} trainer over sense_hub/data/recipes/adapt-{stage}.yaml, e.g. "
+            + ("lora_target_modules=all-linear" if stage == "sft" else "cdpo_epsilon=0.0")
+            + " (repeatable)",
+        )
+
+
+def _options(pairs: list[str], flag: str) -> dict:
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} learning_rate=1e-4")
+        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return options
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -75,6 +97,8 @@ def run_cli(args: argparse.Namespace) -> int:
         sft_epochs=args.sft_epochs,
         cdpo_epochs=args.cdpo_epochs,
         seed=args.seed,
+        sft_options=_options(args.sft_option, "--sft-option"),
+        cdpo_options=_options(args.cdpo_option, "--cdpo-option"),
         command=command_line(),
     )
     summary = run_adapt(opts)
