@@ -508,7 +508,8 @@ class Pipeline:
         if not pairs:
             raise RuntimeError(f"no preference pairs could be built from {len(weak)} weak samples: {stats}")
         write_jsonl(self.layout.work / "pairs.jsonl", pairs)
-        return {"pairs": len(pairs), **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}}
+        write_json(self.layout.work / "pairs.stats.json", stats)  # every counter of the pair builder
+        return {"pairs": len(pairs), "questions_with_pairs": len({p.get("question_id") for p in pairs})}
 
     def stage_datasets(self) -> dict[str, Any]:
         from sense_hub.hub import write_dataset_repo

@@ -118,3 +118,12 @@ def test_adapt_runs_end_to_end_on_a_bundled_database_and_resumes(tmp_path, tiny_
     assert cli_main(argv) == 0  # the same command resumes: every step is skipped
     again = capsys.readouterr().out
     assert "[train-sft] done before" in again and "] started" not in again
+
+
+def test_gguf_export_names_what_is_wrong_before_fetching_anything(tmp_path):
+    from sense_hub.gguf_export import GGUFExportError, export_gguf
+
+    with pytest.raises(GGUFExportError, match="choose from"):
+        export_gguf(tmp_path, "q2_k")
+    with pytest.raises(GGUFExportError, match="no saved model"):
+        export_gguf(tmp_path, "q8_0")
