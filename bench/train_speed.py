@@ -8,7 +8,15 @@ first `--warmup` steps are not timed; tokens/s counts the real (non-padding) tok
 (`include_num_input_tokens_seen="non_padding"`) over their wall time. Loss is the mean training loss of the timed
 steps: the same order of examples, so settings that change only the arithmetic should show about the same loss.
 
-Rows (`--rows` picks some):
+The default rows run the Qwen student's recipes as written (`recipes/qwen2.5-coder-0.5b/{sft,cdpo}.yaml`, on
+`--batch` sequences or pairs a step): `*-before` is TRL's own CPU path (every position through the whole
+vocabulary) with the recipes' former LoRA dropout of 0.05, `*-full-logits` the same without dropout, and the plain
+row logits only where a loss is taken (`sense_hub.compute.compact_lm_head`). Each also reports the user and system
+CPU seconds and minor page faults of its timed steps and its process's peak RSS; `--profile DIR` writes
+torch.profiler's top operations of each row's last step. cDPO rows precompute the reference log-probs first
+(untimed), as the recipe does.
+
+Other rows (`--rows` picks some):
 
 | row | student | setting |
 |---|---|---|
@@ -93,15 +101,20 @@ ROWS = {
 # logits only where a loss is taken (sense_hub.compute.compact_lm_head), then settings the profile pointed at.
 QWEN = "recipes/qwen2.5-coder-0.5b"
 ROWS.update({
+    "qwen05-sft-before": {"recipe": f"{QWEN}/sft.yaml", "logits": "full", "options": {"lora_dropout": 0.05}},
     "qwen05-sft-full-logits": {"recipe": f"{QWEN}/sft.yaml", "logits": "full"},
     "qwen05-sft": {"recipe": f"{QWEN}/sft.yaml"},
     "qwen05-sft-no-dropout": {"recipe": f"{QWEN}/sft.yaml", "options": {"lora_dropout": 0.0}},
     "qwen05-sft-eager-attention": {"recipe": f"{QWEN}/sft.yaml", "options": {"attn_implementation": "eager"}},
     "qwen05-sft-bf16-weights": {"recipe": f"{QWEN}/sft.yaml", "options": {"dtype": "bfloat16"}},
+    "qwen05-cdpo-before": {"recipe": f"{QWEN}/cdpo.yaml", "logits": "full", "options": {"lora_dropout": 0.05}},
     "qwen05-cdpo-full-logits": {"recipe": f"{QWEN}/cdpo.yaml", "logits": "full"},
     "qwen05-cdpo": {"recipe": f"{QWEN}/cdpo.yaml"},
 })  # fmt: skip
-DEFAULT_ROWS = ["qwen05-sft-full-logits", "qwen05-sft", "qwen05-cdpo-full-logits", "qwen05-cdpo"]
+DEFAULT_ROWS = [
+    "qwen05-sft-before", "qwen05-sft-full-logits", "qwen05-sft",
+    "qwen05-cdpo-before", "qwen05-cdpo-full-logits", "qwen05-cdpo",
+]  # fmt: skip
 
 
 def training_examples(spider: Path, *, sample_values: int, limit: int) -> list[dict]:
@@ -345,13 +358,14 @@ def main() -> None:
     if not results:
         return
     by_name = {r["row"]: r for r in results}
-    print("\n| row | setting | threads | tokens/s | s/step | speed-up | user s | system s | minor faults | peak RSS GB "
+    print("\n| row | setting | threads | tokens/s | s/step | x before | user s | system s | minor faults | peak RSS GB "
           "| tokens/step | loss |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         row = ROWS[r["row"]]
-        # a row is compared with its full-logits twin when that ran, else with the first row
-        twin = by_name.get(r["row"] + "-full-logits", results[0])
+        # a row is compared with its "before" row (TRL's CPU path and the old LoRA dropout) when that ran
+        stem = r["row"].removesuffix("-full-logits").removesuffix("-before")
+        twin = by_name.get(stem + "-before", by_name.get(stem + "-full-logits", results[0]))
         print(f"| {r['row']} | {setting(row)} | {r['threads']} | {r['tokens_per_s']:.0f} | {r['seconds_per_step']:.2f} | "
               f"{twin['seconds_per_step'] / r['seconds_per_step']:.2f}x | {r['user_s']:.1f} | {r['system_s']:.1f} | "
               f"{r['minor_faults'] / 1e6:.2f} M | {r['peak_rss_gb']:.1f} | {r['tokens_per_step']:.0f} | {r['loss']:.4f} |")  # fmt: skip
