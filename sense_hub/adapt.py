@@ -61,7 +61,7 @@ class AdaptOptions:
     cdpo_epochs: float = 1.0
     weak_samples: int = 4
     weak_temperature: float = 0.8
-    pairs_preset: str = "grouped-any-limit1"
+    pairs_preset: str = "keep-gold-limit1"  # the gold SQL chosen where the student has no right answer
     batch_size: int = 8
     max_new_tokens: int = 256
     seed: int = 42

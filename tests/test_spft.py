@@ -346,7 +346,7 @@ def test_two_rounds_from_the_command_line_then_resume(tiny_model_dir, tiny_db, t
 def test_recipe_yaml_parses(name, tmp_path):
     import yaml
 
-    from sense_hub.spft import make_parser
+    from sense_hub.commands.spft import make_parser
 
     values = yaml.safe_load((RECIPES / name / "spft.yaml").read_text())
     values.update(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ def parse(args: argparse.Namespace, make_parser: Callable[..., Any], name: str) 
         parser = make_parser()
         parser.prog, parser.exit_on_error = f"sense-hub {name}", False
         try:
-            args.parsed = tuple(parser.parse_args_and_config(argv))
+            with warnings.catch_warnings():  # transformers' renamed-field notices are library noise here
+                warnings.simplefilter("ignore", FutureWarning)
+                args.parsed = tuple(parser.parse_args_and_config(argv))
         except (ValueError, TypeError, argparse.ArgumentError) as err:  # an unknown key or a bad value
             raise UsageError(f"{args.config or 'arguments'}: {' '.join(str(err).split())}") from err
     return args.parsed
@@ -55,6 +58,8 @@ def print_full_help(make_parser: Callable[..., Any], name: str) -> None:
     """`sense-hub <trainer> --help`: every dataclass field the trainer reads, with `--config` first."""
     parser = make_parser()
     parser.prog = f"sense-hub {name}"
+    parser.usage = f"sense-hub {name} --config recipes/<model>/{name}.yaml [--field value ...]"
+    parser.description = "--config YAML: the fields below as YAML keys; the command line overrides the YAML."
     parser.print_help(sys.stdout)
 
 
