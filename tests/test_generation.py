@@ -145,7 +145,9 @@ def test_a_common_schema_prefix_is_encoded_once_and_changes_nothing(tiny_generat
     schema = "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, country TEXT, age INTEGER);"
     questions = ["How many?", "List the names of all singers from France, oldest first.", "Average age?", "Names?"]
     prompts = [build_prompt(q, schema) for q in questions]
-    tokens = [tiny_generator.tokenizer(tiny_generator.render(p), add_special_tokens=False)["input_ids"] for p in prompts]
+    tokens = [
+        tiny_generator.tokenizer(tiny_generator.render(p), add_special_tokens=False)["input_ids"] for p in prompts
+    ]
     ids, mask, prefix = tiny_generator._shared_prefill_inputs(tokens)
     assert prefix > 20 and ids.shape[1] == prefix + max(len(t) for t in tokens) - prefix
     assert mask.sum(dim=1).tolist() == [len(t) for t in tokens]
