@@ -25,14 +25,13 @@ def make_parser(subparsers=None):
 
 
 def main(script_args, training_args, model_args) -> None:
-    from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
+    from sense_hub.terminal import is_main_process
     from sense_hub.training import run_cdpo
 
-    with capture_to_log(run_log_path(training_args.output_dir, NAME)) as terminal, terminal.stage(NAME):
-        output_dir = run_cdpo(script_args, training_args, model_args)
-    if is_main_process():
+    output_dir, log = trainers.train_logged(NAME, run_cdpo, script_args, training_args, model_args)
+    if is_main_process():  # one report for the whole run; only the main process writes the model and card
         trainers.say(f"Model and card saved to {output_dir}")
-        trainers.say(f"Warnings and training logs: {terminal.log_path}")
+        trainers.say(f"Warnings and training logs: {log}")
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:

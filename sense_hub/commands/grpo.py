@@ -30,14 +30,13 @@ def main(script_args, training_args, model_args) -> None:
     import logging
 
     from sense_hub.grpo import RESULTS_FILE, run_grpo
-    from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
+    from sense_hub.terminal import is_main_process
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with capture_to_log(run_log_path(training_args.output_dir, NAME)) as terminal, terminal.stage(NAME):
-        output_dir = run_grpo(script_args, training_args, model_args)
+    output_dir, log = trainers.train_logged(NAME, run_grpo, script_args, training_args, model_args)
     if not is_main_process():  # one report for the whole run; only the main process writes the model and card
         return
-    trainers.say(f"Warnings and training logs: {terminal.log_path}")
+    trainers.say(f"Warnings and training logs: {log}")
     results_path = Path(output_dir) / RESULTS_FILE
     if results_path.is_file():
         results = json.loads(results_path.read_text())

@@ -25,15 +25,13 @@ def make_parser(subparsers=None):
 
 
 def main(script_args, training_args, model_args) -> None:
-    from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
+    from sense_hub.terminal import is_main_process
     from sense_hub.training import run_sft
 
-    # one line on the terminal; warnings, datasets' bars and the per-step metrics go to the log in output_dir
-    with capture_to_log(run_log_path(training_args.output_dir, NAME)) as terminal, terminal.stage(NAME):
-        output_dir = run_sft(script_args, training_args, model_args)
+    output_dir, log = trainers.train_logged(NAME, run_sft, script_args, training_args, model_args)
     if is_main_process():  # one report for the whole run; only the main process writes the model and card
         trainers.say(f"Model and card saved to {output_dir}")
-        trainers.say(f"Warnings and training logs: {terminal.log_path}")
+        trainers.say(f"Warnings and training logs: {log}")
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:

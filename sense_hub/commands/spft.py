@@ -32,14 +32,13 @@ def main(script_args, training_args, model_args) -> None:
     import logging
 
     from sense_hub.spft import rounds_table, run_spft
-    from sense_hub.terminal import capture_to_log, is_main_process, run_log_path
+    from sense_hub.terminal import is_main_process
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with capture_to_log(run_log_path(training_args.output_dir, NAME)) as terminal, terminal.stage(NAME):
-        best = run_spft(script_args, training_args, model_args)
+    best, log = trainers.train_logged(NAME, run_spft, script_args, training_args, model_args)
     if not is_main_process():  # one report for the whole run; only the main process writes the model and card
         return
-    trainers.say(f"Warnings and training logs: {terminal.log_path}")
+    trainers.say(f"Warnings and training logs: {log}")
     results = json.loads((Path(training_args.output_dir) / "spft_results.json").read_text(encoding="utf-8"))
     trainers.say(rounds_table(results["rounds"]))
     trainers.say(f"Best model (held-out EX {results['best']['accuracy']:.3f}): {best}")

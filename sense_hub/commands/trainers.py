@@ -67,3 +67,13 @@ def say(text: str) -> None:
     """One line of a trainer's report on stdout."""
     sys.stdout.write(f"{text}\n")
     sys.stdout.flush()
+
+
+def train_logged(name: str, run: Callable[..., Any], script_args, training_args, model_args) -> tuple[Any, Path]:
+    """Run a trainer with one line on the terminal; warnings, datasets' bars and the per-step metrics go to
+    `<output_dir>/<name>.log`. Returns (what `run` returned, the log's path)."""
+    from sense_hub.terminal import capture_to_log, run_log_path
+
+    with capture_to_log(run_log_path(training_args.output_dir, name)) as terminal, terminal.stage(name):
+        result = run(script_args, training_args, model_args)
+    return result, terminal.log_path
